@@ -1,0 +1,56 @@
+"""Errors and warnings raised by symml.
+
+Every mistake in a user's model, data or options raises a subclass of
+[`SymmlError`][symml.SymmlError] that also subclasses the matching built-in
+exception, so `except ValueError` keeps working. Messages say what was received,
+what was expected and how to fix it, naming the offending term.
+"""
+
+
+class SymmlError(Exception):
+    """Base class of every error symml raises for a user's mistake."""
+
+
+class ModelError(SymmlError, ValueError):
+    """A declaration (states, parameters, unknowns, equations) is invalid."""
+
+
+class LoweringError(SymmlError, ValueError):
+    """A sympy construct cannot be lowered to JAX."""
+
+
+class DerivativeError(SymmlError, ValueError):
+    """A derivative scheme cannot compute the requested derivative."""
+
+
+class SparsityError(SymmlError, ValueError):
+    """A sparsity pattern cannot be detected or used."""
+
+
+class DiscretizeError(SymmlError, ValueError):
+    """A PDE model cannot be discretised as asked."""
+
+
+class DataError(SymmlError, ValueError):
+    """Observations are malformed (shapes, names, times, values)."""
+
+
+class FitError(SymmlError, RuntimeError):
+    """Training failed (a non-finite loss, a failed solve)."""
+
+
+class DiscoverError(SymmlError, ValueError):
+    """Sparse regression cannot be run as asked."""
+
+
+class ExportError(SymmlError, ValueError):
+    """A model or expression cannot be exported."""
+
+
+class SymmlWarning(UserWarning):
+    """Base class of the warnings symml emits about a model or a fit."""
+
+
+class ZeroDerivativeWarning(SymmlWarning):
+    """A network's activation has a derivative that is identically zero or
+    undefined at an order the model needs (relu with a second derivative)."""

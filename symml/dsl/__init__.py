@@ -1,0 +1,18 @@
+"""Declarations: states, fields, parameters, unknown network terms and models.
+
+Guarantees: everything here is plain sympy plus light Python classes; this
+subpackage never imports jax. A [`Model`][symml.Model] validates on
+construction, so a lowered or fitted model is always a well-formed one.
+"""
+
+from ._model import Model as Model
+from ._symbols import (
+    Field as Field,
+    FieldFunction as FieldFunction,
+    FieldSpec as FieldSpec,
+    StateFunction as StateFunction,
+    Trainable as Trainable,
+    states as states,
+    trainable as trainable,
+)
+from ._unknown import Unknown as Unknown, UnknownOutput as UnknownOutput

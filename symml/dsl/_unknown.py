@@ -1,0 +1,100 @@
+"""Unknown terms: network outputs usable as sympy expressions."""
+
+import sympy as sp
+from sympy.core.function import AppliedUndef, UndefinedFunction
+
+from .._errors import ModelError
+
+
+class UnknownOutput(AppliedUndef):
+    """Base class of the sympy functions that stand for one network output.
+
+    The class carries `unknown` (the [`Unknown`][symml.Unknown]) and `index`
+    (which output); they take part in equality, so two unknowns that share a
+    name never compare equal.
+    """
+
+
+class Unknown:
+    """A term of a model left unknown and represented by a network.
+
+    **Arguments:**
+
+    - `name`: the name of the term (`"U"`), used in printing and in `params`.
+    - `inputs`: sympy expressions of the states, independent variables and
+      parameters that the network sees, e.g. `[x, y]`.
+    - `outputs`: the number of outputs; they share one network.
+    - `hidden`: hidden layer widths.
+    - `activation`: activation name (see `symml.nets.ACTIVATIONS`).
+    - `input_range`: optional `(lower, upper)` per input, the range the inputs
+      are expected to cover; the network rescales them to about [-1, 1].
+
+    `U[i]` is the sympy expression for output `i`, `U_i(x, y)`, usable anywhere
+    in an equation, including inside derivatives.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        inputs,
+        outputs: int = 1,
+        *,
+        hidden=(32, 32),
+        activation: str = "tanh",
+        input_range=None,
+    ):
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ModelError(
+                f"The name of an `Unknown` must be an identifier such as 'U'; got "
+                f"{name!r}."
+            )
+        if isinstance(inputs, sp.Basic):
+            inputs = [inputs]
+        inputs = tuple(sp.sympify(i) for i in inputs)
+        if not inputs:
+            raise ModelError(f"`Unknown` {name!r} needs at least one input.")
+        if not isinstance(outputs, int) or outputs < 1:
+            raise ModelError(
+                f"`outputs` of `Unknown` {name!r} must be a positive integer; got "
+                f"{outputs!r}."
+            )
+        self.name = name
+        self.inputs = inputs
+        self.n_outputs = outputs
+        self.hidden = tuple(int(h) for h in hidden)
+        self.activation = activation
+        if input_range is not None:
+            lo, hi = input_range
+            if len(lo) != len(inputs) or len(hi) != len(inputs):
+                raise ModelError(
+                    f"`input_range` of `Unknown` {name!r} must give one lower and "
+                    f"one upper bound per input ({len(inputs)})."
+                )
+            input_range = (tuple(map(float, lo)), tuple(map(float, hi)))
+        self.input_range = input_range
+        self.functions = tuple(
+            UndefinedFunction(
+                f"{name}_{i}", bases=(UnknownOutput,), unknown=self, index=i
+            )
+            for i in range(outputs)
+        )
+        self.outputs = tuple(f(*inputs) for f in self.functions)
+
+    def __getitem__(self, i: int) -> sp.Expr:
+        try:
+            return self.outputs[i]
+        except (IndexError, TypeError):
+            raise ModelError(
+                f"`Unknown` {self.name!r} has {self.n_outputs} output(s); index "
+                f"{i!r} is out of range."
+            ) from None
+
+    def __len__(self) -> int:
+        return self.n_outputs
+
+    def __iter__(self):
+        return iter(self.outputs)
+
+    def __repr__(self) -> str:
+        ins = ", ".join(map(str, self.inputs))
+        return f"Unknown({self.name!r}, inputs=[{ins}], outputs={self.n_outputs})"

@@ -1,0 +1,180 @@
+"""Compile a sympy expression into a tree of JAX evaluators.
+
+Compilation walks the sympy tree once; evaluation runs plain Python closures
+over `jax.numpy`, so a compiled function costs no sympy work per call and
+traces to the same operations a hand-written function would.
+"""
+
+from collections import ChainMap
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+import sympy as sp
+
+from .._errors import LoweringError
+from ..dsl import FieldFunction, UnknownOutput
+from ._rules import RULES, Evaluator, find_rule, register_rule
+
+MultiIndex = tuple[int, ...]
+
+
+class Env:
+    """The values an evaluation sees: bound symbols, networks and a per-call
+    cache so each network is evaluated once per distinct input, shared by all
+    its outputs and derivatives."""
+
+    __slots__ = ("values", "networks", "scheme", "requests", "cache")
+
+    def __init__(self, values, networks, scheme, requests):
+        self.values = values
+        self.networks = networks
+        self.scheme = scheme
+        self.requests = requests
+        self.cache = {}
+
+    def child(self, extra_values) -> "Env":
+        return Env(
+            {**self.values, **extra_values}, self.networks, self.scheme, self.requests
+        )
+
+    def network_outputs(self, key, args: list[Evaluator]) -> dict:
+        out = self.cache.get(key)
+        if out is None:
+            out = self.cache[key] = self._evaluate_network(key, args)
+        return out
+
+    def _evaluate_network(self, key, args):
+        name = key[0]
+        net = self.networks[name]
+        indices = sorted(self.requests[key])
+        values = [jnp.asarray(a(self)) for a in args]
+        shape = jnp.broadcast_shapes(*(v.shape for v in values))
+        dtype = jnp.result_type(*values, *jax.tree_util.tree_leaves(net))
+        points = jnp.stack(
+            [jnp.broadcast_to(v, shape).astype(dtype) for v in values], axis=-1
+        ).reshape(-1, len(values))
+        if not shape and indices == [(0,) * len(values)]:
+            # One point (an ODE right-hand side): a plain call, no batching.
+            return {indices[0]: net(points[0])}
+        if indices == [(0,) * len(values)]:
+            results = (jax.vmap(net)(points),)
+        else:
+            if self.scheme is None:
+                raise LoweringError(
+                    f"The model differentiates the network `{name}` with respect "
+                    "to its inputs, but no derivative scheme was given; pass "
+                    "`derivatives=` (e.g. 'forward') to `symml.lower`."
+                )
+            results = jax.vmap(
+                lambda p: self.scheme.derivatives(net, p, tuple(indices))
+            )(points)
+        return {
+            mi: r.reshape(*shape, r.shape[-1])
+            for mi, r in zip(indices, results, strict=True)
+        }
+
+
+class Compiler:
+    """Turns sympy expressions into evaluators with a rule table.
+
+    **Arguments:**
+
+    - `bound`: the symbols whose values are given at call time.
+    - `constants`: `{symbol: float}` baked into the compiled code.
+    - `rules`: extra rules, consulted before the global table (the global
+      table is never changed by a call).
+    """
+
+    def __init__(self, *, bound=(), constants: Mapping | None = None, rules=None):
+        self.bound = set(bound)
+        self.constants = dict(constants or {})
+        self.rules = ChainMap(dict(rules or {}), RULES)
+        # (network name, sympy args) -> multi-indices the model asks for.
+        self.requests: dict[tuple, set[MultiIndex]] = {}
+
+    def __call__(self, expr) -> Evaluator:
+        expr = sp.sympify(expr)
+        return find_rule(expr, self.rules)(expr, self)
+
+    def network_output(self, name: str, args, index: int, mi: MultiIndex):
+        key = (name, tuple(args))
+        self.requests.setdefault(key, set()).add(mi)
+        arg_evals = [self(a) for a in args]
+
+        def evaluate(env: Env):
+            return env.network_outputs(key, arg_evals)[mi][..., index]
+
+        return evaluate
+
+
+@register_rule(sp.Symbol)
+def _symbol(expr, compile: Compiler):
+    if expr in compile.constants:
+        value = compile.constants[expr]
+        return lambda env: value
+    if expr in compile.bound:
+        return lambda env: env.values[expr]
+    raise LoweringError(
+        f"The symbol `{expr}` has no value: it is neither bound at call time nor a "
+        "parameter of the model. Give it a value in `parameters=`."
+    )
+
+
+def _network_name(f) -> str:
+    return f.unknown.name if isinstance(f, UnknownOutput) else f.func.__name__
+
+
+def _output_index(f) -> int:
+    return f.index if isinstance(f, UnknownOutput) else 0
+
+
+@register_rule(UnknownOutput)
+@register_rule(FieldFunction)
+def _network(expr, compile: Compiler):
+    return compile.network_output(
+        _network_name(expr), expr.args, _output_index(expr), (0,) * len(expr.args)
+    )
+
+
+@register_rule(sp.Derivative)
+def _derivative(expr, compile: Compiler):
+    f = expr.expr
+    if not isinstance(f, (UnknownOutput, FieldFunction)):
+        raise LoweringError(
+            f"symml cannot lower the derivative `{expr}`: only derivatives of network"
+            " terms (unknowns and fields) with respect to their inputs are lowered "
+            "here; derivatives of states are the solver's job."
+        )
+    mi = [0] * len(f.args)
+    for var, count in expr.variable_count:
+        positions = [i for i, a in enumerate(f.args) if a == var]
+        others = [a for a in f.args if a != var and var in a.free_symbols]
+        if not positions or others:
+            raise LoweringError(
+                f"In `{expr}`, `{var}` is not one of the inputs of "
+                f"`{_network_name(f)}` on its own; differentiate with respect to "
+                "a plain input (sympy's chain rule does this for you)."
+            )
+        mi[positions[0]] += int(count)
+    return compile.network_output(_network_name(f), f.args, _output_index(f), tuple(mi))
+
+
+@register_rule(sp.Subs)
+def _subs(expr, compile: Compiler):
+    inner, variables, points = expr.args
+    compile.bound |= set(variables)
+    body = compile(inner)
+    point_evals = [compile(p) for p in points]
+
+    def evaluate(env: Env):
+        return body(
+            env.child({v: p(env) for v, p in zip(variables, point_evals, strict=True)})
+        )
+
+    return evaluate
+
+
+def compile_exprs(exprs, compiler: Compiler) -> list[Evaluator]:
+    """Compile several expressions with one compiler (sharing its requests)."""
+    return [compiler(sp.sympify(e).doit(deep=True)) for e in exprs]

@@ -1,0 +1,94 @@
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ._activations import Activation, get_activation
+
+
+class MLP(eqx.Module):
+    """A fully connected network mapping one point to one output vector.
+
+    Kept as plain weight and bias lists (not `eqx.nn.MLP`) so that derivative
+    schemes can propagate Taylor coefficients through it layer by layer.
+
+    **Arguments:**
+
+    - `weights`, `biases`: per layer; `weights[i]` has shape `(out, in)`.
+    - `activation`: applied after every layer but the last.
+    - `in_scale`, `in_shift`: inputs are mapped to `(x - in_shift) / in_scale`
+      before the first layer, so a network declared on t ∈ [0, 100] sees
+      inputs of order one.
+    """
+
+    weights: list[Float[Array, "out in"]]
+    biases: list[Float[Array, " out"]]
+    activation: Activation = eqx.field(static=True)
+    in_shift: Float[Array, " in"]
+    in_scale: Float[Array, " in"]
+
+    @property
+    def in_size(self) -> int:
+        return self.weights[0].shape[1]
+
+    @property
+    def out_size(self) -> int:
+        return self.weights[-1].shape[0]
+
+    def __call__(self, x: Float[Array, " in"]) -> Float[Array, " out"]:
+        # The input map is fixed by the declaration, never trained.
+        shift = jax.lax.stop_gradient(self.in_shift)
+        scale = jax.lax.stop_gradient(self.in_scale)
+        h = (x - shift) / scale
+        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
+            h = self.activation(w @ h + b)
+        return self.weights[-1] @ h + self.biases[-1]
+
+
+def make_network(
+    in_size: int,
+    out_size: int,
+    hidden: tuple[int, ...] | list[int] = (32, 32),
+    activation: str | Activation = "tanh",
+    *,
+    key: PRNGKeyArray,
+    dtype=None,
+    in_range: tuple | None = None,
+    final_scale: float = 1.0,
+) -> MLP:
+    """Build an [`MLP`][symml.nets.MLP] with Glorot-normal weights, zero biases.
+
+    **Arguments:**
+
+    - `in_size`, `out_size`, `hidden`: layer sizes.
+    - `activation`: a registered activation name or an `Activation`.
+    - `key`: a JAX PRNG key.
+    - `dtype`: the parameter dtype (default: JAX's default float).
+    - `in_range`: optional `(lower, upper)` arrays of the inputs' expected range;
+      inputs are rescaled to about [-1, 1].
+    - `final_scale`: multiplies the last layer's initial weights; a small value
+      starts an unknown term near zero, which keeps early ODE solves stable.
+    """
+    dtype = jnp.zeros(()).dtype if dtype is None else dtype
+    sizes = [in_size, *hidden, out_size]
+    keys = jr.split(key, len(sizes) - 1)
+    weights, biases = [], []
+    for i, (k, n_in, n_out) in enumerate(zip(keys, sizes[:-1], sizes[1:], strict=True)):
+        std = math.sqrt(2.0 / (n_in + n_out))
+        w = std * jr.normal(k, (n_out, n_in), dtype)
+        if i == len(sizes) - 2:
+            w = final_scale * w
+        weights.append(w)
+        biases.append(jnp.zeros((n_out,), dtype))
+    if in_range is None:
+        shift = jnp.zeros((in_size,), dtype)
+        scale = jnp.ones((in_size,), dtype)
+    else:
+        lo = jnp.asarray(in_range[0], dtype).reshape(in_size)
+        hi = jnp.asarray(in_range[1], dtype).reshape(in_size)
+        shift = (lo + hi) / 2
+        scale = jnp.where(hi > lo, (hi - lo) / 2, 1.0).astype(dtype)
+    return MLP(weights, biases, get_activation(activation), shift, scale)

@@ -1,0 +1,16 @@
+import jax
+import jax.random as jr
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+
+
+@pytest.fixture
+def getkey():
+    """A fresh, deterministic PRNG key on each call."""
+    counter = iter(range(1_000_000))
+
+    def _getkey():
+        return jr.PRNGKey(next(counter))
+
+    return _getkey
