@@ -1,1 +1,13 @@
-"""placeholder"""
+"""Export: LaTeX of models, equations and expressions.
+
+Guarantees: exporting never changes a model; output is produced by a sympy
+`LatexPrinter` subclass (no string surgery), so every sympy construct prints;
+files are written atomically. This subpackage imports sympy and `symml.dsl`
+only, never jax or `symml.fit`.
+"""
+
+from ._latex import (
+    SymmlLatexPrinter as SymmlLatexPrinter,
+    to_latex as to_latex,
+    write_latex as write_latex,
+)

@@ -96,18 +96,40 @@ class CompiledRHS:
         subs = dict(zip(model.state_vector, self._states, strict=True))
         self._rhs = compile_exprs([e.xreplace(subs) for e in model.rhs], compiler)
         self._requests = compiler.requests
+        self._inputs = {
+            u.name: compile_exprs([i.xreplace(subs) for i in u.inputs], compiler)
+            for u in model.unknowns
+        }
+
+    def _env(self, t, u, params: Params) -> Env:
+        values = {self._time: t}
+        values.update({s: u[i] for i, s in enumerate(self._states)})
+        values.update({p: params.values[str(p)] for p in self._trainable})
+        return Env(values, params.networks, self.scheme, self._requests)
 
     def __call__(
         self, t: Scalar, u: Float[Array, " n"], params: Params
     ) -> Float[Array, " n"]:
         u = jnp.asarray(u)
-        values = {self._time: t}
-        values.update({s: u[i] for i, s in enumerate(self._states)})
-        values.update({p: params.values[str(p)] for p in self._trainable})
-        env = Env(values, params.networks, self.scheme, self._requests)
+        env = self._env(t, u, params)
         return jnp.stack(
             [jnp.broadcast_to(jnp.asarray(r(env), u.dtype), ()) for r in self._rhs]
         )
+
+    def unknown_values(
+        self, t: Scalar, u: Float[Array, " n"], params: Params
+    ) -> dict[str, tuple[Float[Array, " k"], Float[Array, " m"]]]:
+        """`{name: (inputs, outputs)}` of every unknown term at one state: what
+        its network sees and what it returns (the data for discovery)."""
+        u = jnp.asarray(u)
+        env = self._env(t, u, params)
+        out = {}
+        for name, inputs in self._inputs.items():
+            x = jnp.stack(
+                [jnp.broadcast_to(jnp.asarray(i(env), u.dtype), ()) for i in inputs]
+            )
+            out[name] = (x, params.networks[name](x))
+        return out
 
     def __repr__(self) -> str:
         return f"CompiledRHS(states={list(self.state_names)})"
