@@ -19,6 +19,14 @@ from ._errors import (
     SymmlWarning as SymmlWarning,
     ZeroDerivativeWarning as ZeroDerivativeWarning,
 )
+from .discover import (
+    CustomLibrary as CustomLibrary,
+    Discovery as Discovery,
+    FourierLibrary as FourierLibrary,
+    PolynomialLibrary as PolynomialLibrary,
+    discover as discover,
+    sparse_regression as sparse_regression,
+)
 from .dsl import (
     Field as Field,
     Model as Model,
@@ -26,12 +34,27 @@ from .dsl import (
     states as states,
     trainable as trainable,
 )
+from .export import to_latex as to_latex, write_latex as write_latex
+from .fit import (
+    Data as Data,
+    FitResult as FitResult,
+    Phase as Phase,
+    adam as adam,
+    fit as fit,
+    lbfgs as lbfgs,
+)
 from .lower import (
     CompiledRHS as CompiledRHS,
     Params as Params,
     lower as lower,
     register_function as register_function,
     register_rule as register_rule,
+)
+from .sparsity import (
+    color_columns as color_columns,
+    compressed_jacobian as compressed_jacobian,
+    hessian_sparsity as hessian_sparsity,
+    jacobian_sparsity as jacobian_sparsity,
 )
 
 __version__ = "0.1.0"

@@ -1,0 +1,146 @@
+"""Global Jacobian and Hessian sparsity patterns of JAX functions."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import numpy as np
+import scipy.sparse as ssp
+from jaxtyping import ArrayLike
+
+from .._errors import SparsityError
+from . import _rules  # noqa: F401  (registers the built-in rules)
+from ._deps import DependencySets
+from ._interpreter import propagate
+
+__all__ = ["jacobian_sparsity", "hessian_sparsity"]
+
+
+def _abstract_floats(leaf: Any) -> Any:
+    # Python floats would be baked into the jaxpr as constants; trace them so
+    # that the pattern holds for every value of the extra arguments.
+    if isinstance(leaf, float | complex) and not isinstance(leaf, bool):
+        return jnp.asarray(leaf)
+    return leaf
+
+
+def _trace(fn: Callable, x: ArrayLike, args: tuple, name: str):
+    if not eqx.is_array_like(x) or isinstance(x, bool):
+        raise SparsityError(
+            f"`x` passed to `{name}` must be an array, got {type(x).__name__}; "
+            "pass the state as one flat (or n-dimensional) array."
+        )
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.inexact):
+        raise SparsityError(
+            f"`x` passed to `{name}` must have a floating dtype, got {x.dtype}; "
+            "convert it with `x.astype(float)`."
+        )
+    args = jtu.tree_map(_abstract_floats, args)
+    closed, out_shape, *_ = eqx.filter_make_jaxpr(fn)(x, *args)
+    out_leaves = jtu.tree_leaves(out_shape)
+    if not out_leaves or not all(
+        isinstance(o, jax.ShapeDtypeStruct) for o in out_leaves
+    ):
+        raise SparsityError(
+            f"`fn` passed to `{name}` must return an array or a pytree of arrays, "
+            f"got {out_shape}."
+        )
+    return x, closed, out_leaves
+
+
+def _run(closed, x, hessian: bool) -> list[DependencySets | None]:
+    n = x.size
+    eye = ssp.identity(n, dtype=bool, format="csr")
+    x_hess = ssp.csr_matrix((n, n * n), dtype=bool) if hessian else None
+    in_deps: list[DependencySets | None] = [None] * len(closed.jaxpr.invars)
+    # `x` is one array, so it is the first invar of the flattened arguments.
+    in_deps[0] = DependencySets(eye, x_hess)
+    fns = [lambda: None] * len(in_deps)
+    return propagate(closed, in_deps, fns, n=n, hessian=hessian)
+
+
+def jacobian_sparsity(fn: Callable, x: ArrayLike, *args: Any) -> ssp.csr_matrix:
+    """The global sparsity pattern of the Jacobian of `fn` with respect to `x`.
+
+    Index sets are propagated through the jaxpr of `fn` (no derivative is
+    evaluated). The pattern is *global*: it does not depend on the values of
+    `x` or of `args`; where control flow depends on them (`lax.cond`,
+    `jnp.where`, `while_loop`), every branch is counted. Values computed from
+    constants alone (stencil weights, index arrays, masks) are used, so a
+    constant zero weight removes a dependency.
+
+    **Arguments:**
+
+    - `fn`: a JAX-traceable function `fn(x, *args)` returning an array or a
+        pytree of arrays.
+    - `x`: the input (one floating array, of any shape; it is flattened in
+        row-major order).
+    - `*args`: extra arguments to `fn` (arrays, pytrees, equinox modules);
+        they are treated as unknown.
+
+    **Returns:**
+
+    A boolean `scipy.sparse.csr_matrix` of shape `(m, x.size)`, where `m` is the
+    total size of the outputs (leaves flattened and concatenated in pytree
+    order); entry `(i, j)` is true if output `i` may depend on input `j`.
+    """
+    x, closed, out_leaves = _trace(fn, x, args, "jacobian_sparsity")
+    outs = _run(closed, x, hessian=False)
+    blocks = []
+    for d, leaf in zip(outs, out_leaves, strict=True):
+        size = math.prod(leaf.shape)
+        blocks.append(
+            d.jac if d is not None else ssp.csr_matrix((size, x.size), dtype=bool)
+        )
+    pattern = blocks[0] if len(blocks) == 1 else ssp.vstack(blocks, format="csr")
+    pattern = ssp.csr_matrix(pattern, dtype=bool)
+    pattern.sort_indices()
+    return pattern
+
+
+def hessian_sparsity(fn: Callable, x: ArrayLike, *args: Any) -> ssp.csr_matrix:
+    """The global sparsity pattern of the Hessian of a scalar `fn` w.r.t. `x`.
+
+    Each intermediate carries its first-order dependency set and the set of
+    input pairs with a non-zero second derivative; linear operations pass both
+    on, nonlinear ones (`mul`, `div`, `integer_pow`, `exp`, `dot_general`, ...)
+    create pairs. Piecewise-linear operations (`abs`, `max`, `relu`) create
+    none, as their second derivative is zero almost everywhere.
+
+    **Arguments:**
+
+    - `fn`: a JAX-traceable function `fn(x, *args)` returning a scalar.
+    - `x`: the input (one floating array; flattened in row-major order).
+    - `*args`: extra arguments to `fn`, treated as unknown.
+
+    **Returns:**
+
+    A symmetric boolean `scipy.sparse.csr_matrix` of shape `(x.size, x.size)`.
+    """
+    x, closed, out_leaves = _trace(fn, x, args, "hessian_sparsity")
+    if len(out_leaves) != 1 or math.prod(out_leaves[0].shape) != 1:
+        shapes = [tuple(o.shape) for o in out_leaves]
+        raise SparsityError(
+            "`fn` passed to `hessian_sparsity` must return a scalar, got outputs "
+            f"of shapes {shapes}; reduce the output (e.g. `jnp.sum`) or use "
+            "`jacobian_sparsity` for vector outputs."
+        )
+    (d,) = _run(closed, x, hessian=True)
+    n = x.size
+    if d is None or d.hess.nnz == 0:
+        return ssp.csr_matrix((n, n), dtype=bool)
+    cols = d.hess.indices.astype(np.int64)
+    rows, cols = cols // n, cols % n
+    pattern = ssp.csr_matrix(
+        (np.ones(len(rows), dtype=bool), (rows, cols)), shape=(n, n), dtype=bool
+    )
+    pattern = (pattern + pattern.T).tocsr()
+    pattern.sort_indices()
+    return pattern
