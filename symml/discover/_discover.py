@@ -96,7 +96,7 @@ class Discovery:
 
     def coefficient_terms(self) -> dict[sp.Symbol, tuple[sp.Expr, sp.Expr]]:
         """The coefficient symbols of
-        [`trainable_model`][symml.discover.Discovery.trainable_model].
+        [`trainable_model`][symml.Discovery.trainable_model].
 
         **Returns:**
 
@@ -131,7 +131,7 @@ class Discovery:
         **Returns:**
 
         A `Model`; see
-        [`coefficient_terms`][symml.discover.Discovery.coefficient_terms] for
+        [`coefficient_terms`][symml.Discovery.coefficient_terms] for
         what each new parameter multiplies.
         """
         symbols = iter(self.coefficient_terms())
@@ -218,14 +218,14 @@ def discover(
     ensemble: bool = False,
     n_models: int = 50,
     seed: int = 0,
-    method: str = "ssr",
+    method: str = "subset",
 ) -> Discovery:
     """Recover each unknown term of a fit as a sparse sum of library terms.
 
     For every output of every unknown of `result.model`, the network's outputs
     at the states the fit visited are regressed on the library's terms of the
     unknown's inputs, with
-    [`sparse_regression`][symml.discover.sparse_regression] (see there for
+    [`sparse_regression`][symml.sparse_regression] (see there for
     what `threshold` means and how ensembling works).
 
     **Arguments:**
@@ -238,13 +238,14 @@ def discover(
     - `alpha`: the ridge penalty of the thresholded regressions.
     - `ensemble`: whether to select terms by bagging (`n_models` bootstrap
       resamples, deterministic for `seed`).
-    - `method`: `"ssr"` (stepwise backward elimination, robust when the fit
-      visited only a curve of states, as a single trajectory does) or
-      `"stlsq"` (sequential thresholding).
+    - `method`: `"subset"` (best-subset selection: the fewest terms that
+      explain the outputs to within `threshold`; robust when the fit visited
+      only a curve of states, as a single trajectory does), `"ssr"` (stepwise
+      backward elimination) or `"stlsq"` (sequential thresholding).
 
     **Returns:**
 
-    A [`Discovery`][symml.discover.Discovery] with the recovered expressions,
+    A [`Discovery`][symml.Discovery] with the recovered expressions,
     their terms and the recovered model.
     """
     library = PolynomialLibrary(degree=3) if library is None else library

@@ -1,5 +1,6 @@
 """Sparse regression of targets on sympy candidate terms, with pysindy's STLSQ."""
 
+import itertools
 import math
 import warnings
 from collections.abc import Sequence
@@ -116,6 +117,49 @@ def _ssr_support(
     return support
 
 
+def _residual(theta: np.ndarray, y: np.ndarray, keep: np.ndarray) -> float:
+    if not keep.any():
+        return float(np.sqrt(np.mean(y**2)))
+    solution, *_ = np.linalg.lstsq(theta[:, keep], y, rcond=None)
+    return float(np.sqrt(np.mean((y - theta[:, keep] @ solution) ** 2)))
+
+
+# Exhaustive search stops at the first support size with more subsets than this.
+_SUBSET_BUDGET = 20_000
+
+
+def _subset_support(
+    theta: np.ndarray, targets: np.ndarray, threshold: float, alpha: float
+) -> np.ndarray:
+    """The smallest support whose least-squares residual RMS is at most
+    `threshold` (targets are unit-RMS), found by exhaustive search over
+    supports of 0, 1, 2, ... terms; past `_SUBSET_BUDGET` subsets of one size,
+    the stepwise path takes over."""
+    n_terms = theta.shape[1]
+    support = np.zeros((targets.shape[1], n_terms), dtype=bool)
+    for i in range(targets.shape[1]):
+        y = targets[:, i]
+        for k in range(n_terms + 1):
+            if math.comb(n_terms, k) > _SUBSET_BUDGET:
+                support[i] = _ssr_support(
+                    theta, targets[:, i : i + 1], threshold, alpha
+                )[0]
+                break
+            best, best_residual = None, math.inf
+            for subset in itertools.combinations(range(n_terms), k):
+                keep = np.zeros(n_terms, dtype=bool)
+                keep[list(subset)] = True
+                residual = _residual(theta, y, keep)
+                if residual < best_residual:
+                    best, best_residual = keep, residual
+            if best_residual <= threshold:
+                support[i] = best
+                break
+        else:
+            support[i] = True
+    return support
+
+
 def _least_squares(
     theta: np.ndarray, targets: np.ndarray, support: np.ndarray
 ) -> np.ndarray:
@@ -131,7 +175,11 @@ def _stlsq_support(theta, targets, threshold, alpha) -> np.ndarray:
     return _stlsq_coefficients(theta, targets, threshold, alpha) != 0
 
 
-_SELECTORS = {"stlsq": _stlsq_support, "ssr": _ssr_support}
+_SELECTORS = {
+    "subset": _subset_support,
+    "ssr": _ssr_support,
+    "stlsq": _stlsq_support,
+}
 
 
 def _regress(
@@ -145,7 +193,7 @@ def _regress(
     ensemble: bool,
     n_models: int,
     seed: int,
-    method: str = "ssr",
+    method: str = "subset",
 ) -> _Fit:
     if not isinstance(library, AbstractLibrary):
         raise DiscoverError(
@@ -236,7 +284,7 @@ def sparse_regression(
     ensemble: bool = False,
     n_models: int = 50,
     seed: int = 0,
-    method: str = "ssr",
+    method: str = "subset",
 ) -> list[sp.Expr]:
     """Sparse regression of each target column on a library of sympy terms.
 
@@ -249,12 +297,19 @@ def sparse_regression(
     selected terms are then refitted by ordinary least squares on the original
     data, so the coefficients are unbiased by the ridge penalty or the scaling.
 
+    With `method="subset"` (the default), the selected terms are the
+    smallest set whose least-squares residual RMS is at most `threshold` ×
+    RMS(target), found by exhaustive search over sets of 1, 2, 3, ... terms
+    (best-subset selection, the L0-constrained problem solved exactly) while a
+    size has at most 20,000 sets, and by the stepwise path below beyond that.
+    It is the robust choice when the samples lie near a curve or surface (a
+    single trajectory), where the full least-squares problem is
+    ill-conditioned and greedy paths can drop the right term early.
+
     With `method="ssr"`, terms are instead selected on pysindy's stepwise
     sparse regression path (`ps.SSR`: backward elimination of the smallest
     coefficient, refitting after each): the sparsest model on that path whose
-    residual RMS is at most `threshold` × RMS(target). Prefer it when the
-    samples lie near a curve or surface (a single trajectory), where the full
-    least-squares problem that STLSQ starts from is ill-conditioned.
+    residual RMS is at most `threshold` × RMS(target).
 
     With `ensemble=True`, the selection runs on `n_models` bootstrap resamples of the
     rows (drawn from `numpy.random.default_rng(seed)`, so deterministic for a
@@ -272,7 +327,8 @@ def sparse_regression(
     - `threshold`: the relative size below which terms are dropped.
     - `alpha`: the ridge penalty of STLSQ (on the normalised problem).
     - `ensemble`: whether to select terms by bagging.
-    - `method`: `"stlsq"` (sequential thresholding) or `"ssr"` (stepwise).
+    - `method`: `"subset"` (best subset), `"ssr"` (stepwise) or `"stlsq"`
+      (sequential thresholding).
     - `n_models`: the number of bootstrap resamples when `ensemble=True`.
     - `seed`: the seed of the bootstrap resamples.
 

@@ -102,7 +102,7 @@ def run_phases(
                 updates, state = opt.update(
                     grad, state, x, value=loss, grad=grad, value_fn=value
                 )
-                ok = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grad))
+                ok = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grad))
                 return optax.apply_updates(x, updates), state, loss, {}, ok
 
         else:
@@ -113,7 +113,7 @@ def run_phases(
                     x, static
                 )
                 updates, state = opt.update(grad, state, x)
-                ok = jnp.isfinite(loss) & jnp.isfinite(optax.global_norm(grad))
+                ok = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grad))
                 return optax.apply_updates(x, updates), state, loss, terms, ok
 
         for i in range(phase.steps):

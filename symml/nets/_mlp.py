@@ -19,16 +19,16 @@ class MLP(eqx.Module):
 
     - `weights`, `biases`: per layer; `weights[i]` has shape `(out, in)`.
     - `activation`: applied after every layer but the last.
-    - `in_scale`, `in_shift`: inputs are mapped to `(x - in_shift) / in_scale`
-      before the first layer, so a network declared on t ∈ [0, 100] sees
-      inputs of order one.
+    - `in_scale`, `in_shift`: if given, inputs are mapped to
+      `(x - in_shift) / in_scale` before the first layer, so a network declared
+      on t ∈ [0, 100] sees inputs of order one.
     """
 
     weights: list[Float[Array, "out in"]]
     biases: list[Float[Array, " out"]]
     activation: Activation = eqx.field(static=True)
-    in_shift: Float[Array, " in"]
-    in_scale: Float[Array, " in"]
+    in_shift: Float[Array, " in"] | None = None
+    in_scale: Float[Array, " in"] | None = None
 
     @property
     def in_size(self) -> int:
@@ -39,10 +39,12 @@ class MLP(eqx.Module):
         return self.weights[-1].shape[0]
 
     def __call__(self, x: Float[Array, " in"]) -> Float[Array, " out"]:
-        # The input map is fixed by the declaration, never trained.
-        shift = jax.lax.stop_gradient(self.in_shift)
-        scale = jax.lax.stop_gradient(self.in_scale)
-        h = (x - shift) / scale
+        h = x
+        if self.in_shift is not None:
+            # The input map is fixed by the declaration, never trained.
+            shift = jax.lax.stop_gradient(self.in_shift)
+            scale = jax.lax.stop_gradient(self.in_scale)
+            h = (h - shift) / scale
         for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
             h = self.activation(w @ h + b)
         return self.weights[-1] @ h + self.biases[-1]
@@ -84,8 +86,7 @@ def make_network(
         weights.append(w)
         biases.append(jnp.zeros((n_out,), dtype))
     if in_range is None:
-        shift = jnp.zeros((in_size,), dtype)
-        scale = jnp.ones((in_size,), dtype)
+        shift = scale = None
     else:
         lo = jnp.asarray(in_range[0], dtype).reshape(in_size)
         hi = jnp.asarray(in_range[1], dtype).reshape(in_size)

@@ -1,0 +1,174 @@
+import json
+import math
+
+import diffrax as dfx
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import sympy as sp
+
+import symml as sm
+
+t = sp.Symbol("t")
+
+
+def _decay_data(k=0.7, x0=2.0, n=21):
+    ts = np.linspace(0.0, 3.0, n)
+    return ts, x0 * np.exp(-k * ts)
+
+
+def test_fit_recovers_a_parameter():
+    (x,) = sm.states("x", t)
+    k = sp.Symbol("k")
+    model = sm.Model([sp.Eq(x.diff(t), -k * x)], parameters={k: sm.trainable(0.2)})
+    ts, xs = _decay_data()
+    result = sm.fit(
+        model, sm.Data(ts, {x: xs}), steps=200, learning_rate=0.05, lbfgs_steps=100
+    )
+    assert result.parameter_values()[k] == pytest.approx(0.7, rel=1e-5)
+    assert np.allclose(result.predict(ts)[:, 0], xs, rtol=1e-5)
+    assert set(result.history) == {"adam", "lbfgs"}
+    assert result.final_loss < 1e-9
+
+
+def test_fit_learns_an_unobserved_initial_state():
+    # x' = -x + y, y' = -0.5 y with only x observed: y(0) = 1.5 is learned.
+    x, y = sm.states("x y", t)
+    model = sm.Model([sp.Eq(x.diff(t), -x + y), sp.Eq(y.diff(t), -0.5 * y)])
+    ts = np.linspace(0.0, 4.0, 30)
+    sol = dfx.diffeqsolve(
+        dfx.ODETerm(lambda t, u, a: jnp.stack([-u[0] + u[1], -0.5 * u[1]])),
+        dfx.Tsit5(),
+        0.0,
+        4.0,
+        None,
+        jnp.array([1.0, 1.5]),
+        saveat=dfx.SaveAt(ts=jnp.asarray(ts)),
+        stepsize_controller=dfx.PIDController(rtol=1e-10, atol=1e-12),
+    )
+    data = sm.Data(ts, {"x": np.asarray(sol.ys[:, 0])})
+    result = sm.fit(
+        model, data, steps=300, learning_rate=0.05, lbfgs_steps=100, initial={y: 0.1}
+    )
+    assert float(result.initial_states[0][1]) == pytest.approx(1.5, rel=1e-4)
+
+
+def _small_ude():
+    x, y = sm.states("x y", t)
+    U = sm.Unknown("U", inputs=[x, y], outputs=2, hidden=[8])
+    model = sm.Model(
+        [sp.Eq(x.diff(t), 1.3 * x + U[0]), sp.Eq(y.diff(t), -1.8 * y + U[1])]
+    )
+    ts = np.arange(0.0, 2.01, 0.25)
+    sol = dfx.diffeqsolve(
+        dfx.ODETerm(
+            lambda t, u, a: jnp.stack(
+                [1.3 * u[0] - 0.9 * u[0] * u[1], 0.8 * u[0] * u[1] - 1.8 * u[1]]
+            )
+        ),
+        dfx.Tsit5(),
+        0.0,
+        2.0,
+        None,
+        jnp.array([2.0, 1.0]),
+        saveat=dfx.SaveAt(ts=jnp.asarray(ts)),
+        stepsize_controller=dfx.PIDController(rtol=1e-10, atol=1e-12),
+    )
+    return model, sm.Data.from_array(ts, np.asarray(sol.ys), [x, y]), U
+
+
+def test_ude_fit_is_reproducible_and_reduces_the_loss():
+    model, data, _ = _small_ude()
+    a = sm.fit(model, data, seed=3, steps=60, lbfgs_steps=10)
+    b = sm.fit(model, data, seed=3, steps=60, lbfgs_steps=10)
+    c = sm.fit(model, data, seed=4, steps=60, lbfgs_steps=10)
+    wa = a.params.networks["U"].weights[0]
+    assert np.array_equal(wa, b.params.networks["U"].weights[0])
+    assert not np.array_equal(wa, c.params.networks["U"].weights[0])
+    np.testing.assert_array_equal(a.history["adam"], b.history["adam"])
+    assert a.final_loss < 0.5 * a.history["adam"][0]
+
+
+def test_unknown_samples_and_discovery_interface():
+    model, data, U = _small_ude()
+    result = sm.fit(model, data, steps=20, lbfgs_steps=0)
+    samples = result.unknown_samples(n=50)
+    X, Y = samples["U"]
+    assert X.shape == (50, 2) and Y.shape == (50, 2)
+    # The samples are the network evaluated at the predicted states.
+    traj = result.predict(np.linspace(0.0, 2.0, 50))
+    np.testing.assert_allclose(X, traj, rtol=1e-12)
+    net = result.params.networks["U"]
+    np.testing.assert_allclose(Y[7], np.asarray(net(jnp.asarray(X[7]))), rtol=1e-12)
+
+
+def test_non_finite_loss_is_reported_with_the_step_and_last_good_params():
+    # x' = k x^2 blows up in finite time once k grows: the solve fails.
+    (x,) = sm.states("x", t)
+    k = sp.Symbol("k")
+    model = sm.Model([sp.Eq(x.diff(t), k * x**2)], parameters={k: sm.trainable(0.1)})
+    ts = np.linspace(0.0, 1.0, 11)
+    data = sm.Data(ts, {x: 1.0 + 50.0 * ts})
+    with pytest.raises(sm.FitError, match=r"non-finite at step \d+ of the `adam`") as e:
+        sm.fit(model, data, steps=200, learning_rate=0.5, lbfgs_steps=0, max_steps=64)
+    assert "solver" in str(e.value) or "`x`" in str(e.value)
+    good = e.value.result
+    assert math.isfinite(good.parameter_values()[k])
+    assert all(np.all(np.isfinite(h)) for h in good.history.values())
+
+
+@pytest.mark.parametrize(
+    "t_values, values, match",
+    [
+        ([0.0], {"x": [1.0]}, "at least two times"),
+        ([0.0, 2.0, 1.0], {"x": [1.0, 2.0, 3.0]}, "strictly increasing"),
+        ([0.0, 1.0], {"x": [1.0, 2.0, 3.0]}, r"shape \(3,\); expected \(2,\)"),
+        ([0.0, 1.0], {"x": [1.0, np.nan]}, "non-finite value"),
+        ([0.0, np.inf], {"x": [1.0, 2.0]}, "non-finite times"),
+        ([0.0, 1.0], {}, "non-empty mapping"),
+        ([0.0, 1.0], {3: [1.0, 2.0]}, "keyed by state"),
+    ],
+)
+def test_bad_data(t_values, values, match):
+    with pytest.raises(sm.DataError, match=match):
+        sm.Data(t_values, values)
+
+
+def test_data_naming_a_missing_state():
+    (x,) = sm.states("x", t)
+    model = sm.Model([sp.Eq(x.diff(t), -x)])
+    with pytest.raises(sm.DataError, match="`z`, which is not a state"):
+        sm.fit(model, sm.Data([0.0, 1.0], {"z": [1.0, 0.5]}))
+
+
+def test_bad_fit_options():
+    (x,) = sm.states("x", t)
+    model = sm.Model([sp.Eq(x.diff(t), -x)])
+    data = sm.Data([0.0, 1.0], {x: [1.0, 0.4]})
+    with pytest.raises(sm.FitError, match="not a diffrax solver"):
+        sm.fit(model, data, solver="RungeKutta99")
+    with pytest.raises(sm.FitError, match="`adjoint='magic'` is not known"):
+        sm.fit(model, data, adjoint="magic")
+    with pytest.raises(sm.FitError, match="needs observations"):
+        sm.fit(model)
+    with pytest.raises(sm.DataError, match="a `symml.Data` or a list"):
+        sm.fit(model, {"x": [1.0]})
+
+
+def test_lotka_volterra_example_quick(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "examples" / "lotka_volterra.py"
+    spec = importlib.util.spec_from_file_location("lotka_volterra", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--quick", "--out", str(tmp_path)])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for output in summary["unknowns"].values():
+        expr = sp.sympify(output["expression"])
+        assert isinstance(expr, sp.Expr)
+        assert output["terms"]
+    assert summary["wall_time_seconds"] > 0
+    assert (tmp_path / "equations.tex").read_text().startswith("\\begin{aligned}")
+    assert (tmp_path / "fit.png").stat().st_size > 10_000
