@@ -14,10 +14,13 @@ _BOUNDARIES = ("periodic", "dirichlet", "neumann")
 
 
 def _as_equation(eq, i: int) -> sp.Eq:
+    # Evaluate unevaluated derivatives and integrals now, while states are still
+    # functions: `Derivative(x**2, t)` is an ODE in `x` only once expanded, and
+    # lowering would otherwise see it with `x` replaced by a plain value.
     if isinstance(eq, sp.Equality):
-        return eq
+        return sp.Eq(eq.lhs.doit(deep=True), eq.rhs.doit(deep=True), evaluate=False)
     if isinstance(eq, sp.Basic) and not isinstance(eq, sp.logic.boolalg.Boolean):
-        return sp.Eq(eq, 0, evaluate=False)
+        return sp.Eq(eq.doit(deep=True), 0, evaluate=False)
     raise ModelError(
         f"Equation {i} is {eq!r} of type {type(eq).__name__}; expected a sympy "
         "`Eq(lhs, rhs)` or an expression meaning `expr = 0`."
@@ -92,7 +95,6 @@ class Model:
         else:
             self.kind = "pde"
             self._solve_evolution()
-        self._check_unknown_inputs()
 
     # -- validation -----------------------------------------------------------
 
@@ -200,6 +202,22 @@ class Model:
                 f" got {sorted(map(str, variables))}."
             )
         self.variables = next(iter(variables))
+        clash = [p for p in self.parameters if str(p) in map(str, self.variables)]
+        if clash:
+            raise ModelError(
+                f"`{clash[0]}` is an independent variable of the model and also "
+                "given in `parameters=`; remove it from `parameters=` or rename "
+                "the parameter."
+            )
+        for eq in self.equations:
+            for integral in eq.atoms(sp.Integral):
+                if any(isinstance(f, StateFunction) for f in _functions(integral)):
+                    raise ModelError(
+                        f"The equation `{_describe(eq)}` contains the integral "
+                        f"`{integral}` of a state; integro-differential equations "
+                        "are not supported. Introduce a new state for the integral "
+                        "(its derivative is the integrand)."
+                    )
 
     def _canonical(self, found: dict, what: str):
         """One applied function per name: the one on the declared variables."""
@@ -212,8 +230,17 @@ class Model:
                     " it must also appear as a function of its variables."
                 )
             out.append(full[0])
+        # Order: the state differentiated in the first equation first, and so
+        # on (so `[Eq(x', ...), Eq(y', ...)]` gives (x, y) whatever sympy's
+        # ordering of terms), then anything else by first appearance.
         order = {}
-        for eq in (*self.equations, *self.conditions):
+        exprs = (*self.equations, *self.conditions)
+        for eq in exprs:
+            for d in sp.preorder_traversal(eq):
+                if isinstance(d, sp.Derivative) and isinstance(d.expr, AppliedUndef):
+                    order.setdefault(d.expr.func.__name__, len(order))
+                    break
+        for eq in exprs:
             for f in sp.preorder_traversal(eq):
                 if isinstance(f, AppliedUndef):
                     order.setdefault(f.func.__name__, len(order))
@@ -306,7 +333,8 @@ class Model:
         if A.is_diagonal():
             diag = [A[i, i] for i in range(A.rows)]
             for i, a in enumerate(diag):
-                if a == 0:
+                # simplify: a coefficient can be zero without looking zero.
+                if sp.simplify(a) == 0:
                     raise ModelError(
                         f"No equation determines `{unknowns[i]}`; each state needs an"
                         " equation for its highest derivative."
@@ -338,8 +366,6 @@ class Model:
                     f"state; it is not an ODE in the states "
                     f"{', '.join(map(str, self.states))}."
                 )
-        highest = [s.diff(t, orders[s]) for s in self.states]
-        solved = self._solve_for(highest, "highest derivative(s)")
         # First-order form: x, x', ..., x^(n-1) for each state.
         vector, names = [], []
         for s in self.states:
@@ -349,6 +375,11 @@ class Model:
         self.state_vector = tuple(vector)
         self.state_names = tuple(names)
         self.orders = orders
+        # Before solving, so that an input containing a highest derivative is
+        # reported as such, not as an equation nonlinear in that derivative.
+        self._check_unknown_inputs()
+        highest = [s.diff(t, orders[s]) for s in self.states]
+        solved = self._solve_for(highest, "highest derivative(s)")
         rhs = []
         for s, sol in zip(self.states, solved, strict=True):
             for k in range(1, orders[s]):
@@ -397,11 +428,12 @@ class Model:
                     f"The state `{s}` appears with time derivative order {n}; "
                     "method-of-lines PDEs need exactly first order in time."
                 )
-        highest = [s.diff(t) for s in self.states]
-        self.rhs = tuple(self._solve_for(highest, "time derivative(s)"))
         self.state_vector = self.states
         self.state_names = tuple(s.func.__name__ for s in self.states)
         self.orders = orders
+        self._check_unknown_inputs()
+        highest = [s.diff(t) for s in self.states]
+        self.rhs = tuple(self._solve_for(highest, "time derivative(s)"))
 
     # -- unknowns -------------------------------------------------------------
 

@@ -130,6 +130,7 @@ def trainable(initial: float) -> Trainable:
     keeps `alpha` fixed.
     """
     try:
-        return Trainable(float(initial))
+        initial = float(initial)
     except (TypeError, ValueError):
         raise ModelError(f"`trainable` needs a real number; got {initial!r}.") from None
+    return Trainable(initial)

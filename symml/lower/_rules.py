@@ -79,14 +79,21 @@ def _constant(value: float) -> Evaluator:
 
 @register_rule(sp.Number)
 def _number(expr, compile):
-    if isinstance(expr, sp.Integer):
+    # Small integers stay Python ints (weakly typed and exact); a larger one
+    # would overflow JAX's int32 when x64 is off, so it becomes a float.
+    if isinstance(expr, sp.Integer) and abs(int(expr)) < 2**31:
         return _constant(int(expr))
-    if expr is sp.nan or expr is sp.zoo:
-        raise LoweringError(
-            f"The expression contains the undefined number `{expr}`; check for a "
-            "division by zero in the model."
-        )
+    if expr is sp.nan:
+        return _undefined(expr, compile)
     return _constant(float(expr))
+
+
+@register_rule(sp.core.numbers.ComplexInfinity)
+def _undefined(expr, compile):
+    raise LoweringError(
+        f"The expression contains the undefined number `{expr}`; check for a "
+        "division by zero in the model."
+    )
 
 
 @register_rule(sp.NumberSymbol)
@@ -123,6 +130,7 @@ register_rule(sp.Max, _reduce(jnp.maximum))
 register_rule(sp.Min, _reduce(jnp.minimum))
 register_rule(sp.And, _reduce(jnp.logical_and))
 register_rule(sp.Or, _reduce(jnp.logical_or))
+register_rule(sp.Xor, _reduce(jnp.logical_xor))
 
 
 @register_rule(sp.Pow)
@@ -169,6 +177,13 @@ for _cls, _fn in {
 def _not(expr, compile):
     (a,) = (compile(x) for x in expr.args)
     return lambda env: jnp.logical_not(a(env))
+
+
+@register_rule(sp.ITE)
+def _ite(expr, compile):
+    # sympy turns a Piecewise inside a condition into ITE(if, then, else).
+    cond, then, other = (compile(a) for a in expr.args)
+    return lambda env: jnp.where(cond(env), then(env), other(env))
 
 
 @register_rule(sp.Piecewise)
