@@ -77,21 +77,23 @@ def _small_ude():
     return model, sm.Data.from_array(ts, np.asarray(sol.ys), [x, y]), U
 
 
-def test_ude_fit_is_reproducible_and_reduces_the_loss():
+@pytest.fixture(scope="module")
+def small_ude_fits():
     model, data, _ = _small_ude()
-    a = sm.fit(model, data, seed=3, steps=60, lbfgs_steps=10)
-    b = sm.fit(model, data, seed=3, steps=60, lbfgs_steps=10)
-    c = sm.fit(model, data, seed=4, steps=60, lbfgs_steps=10)
-    wa = a.params.networks["U"].weights[0]
-    assert np.array_equal(wa, b.params.networks["U"].weights[0])
-    assert not np.array_equal(wa, c.params.networks["U"].weights[0])
+    return [sm.fit(model, data, seed=3, steps=60, lbfgs_steps=0) for _ in range(2)]
+
+
+def test_ude_fit_is_reproducible_and_reduces_the_loss(small_ude_fits):
+    a, b = small_ude_fits
+    np.testing.assert_array_equal(
+        a.params.networks["U"].weights[0], b.params.networks["U"].weights[0]
+    )
     np.testing.assert_array_equal(a.history["adam"], b.history["adam"])
     assert a.final_loss < 0.5 * a.history["adam"][0]
 
 
-def test_unknown_samples_and_discovery_interface():
-    model, data, U = _small_ude()
-    result = sm.fit(model, data, steps=20, lbfgs_steps=0)
+def test_unknown_samples_and_discovery_interface(small_ude_fits):
+    result = small_ude_fits[0]
     samples = result.unknown_samples(n=50)
     X, Y = samples["U"]
     assert X.shape == (50, 2) and Y.shape == (50, 2)

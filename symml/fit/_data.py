@@ -29,7 +29,8 @@ class Data:
     **Arguments:**
 
     - `t`: the observation times, strictly increasing, shape `(T,)`.
-    - `values`: `{state: values}` with values of shape `(T,)`; keys are states
+    - `values`: `{state: values}` with values of shape `(T,)` for a state of an
+      ODE, or `(T, *grid)` for a field of a discretised PDE; keys are states
       (`x` from [`states`][symml.states]) or their names. States that were not
       observed are simply left out.
 
@@ -61,10 +62,11 @@ class Data:
             if name in out:
                 raise DataError(f"The state `{name}` is observed twice in `values`.")
             v = np.asarray(v, dtype=float)
-            if v.shape != t.shape:
+            if v.ndim == 0 or v.shape[0] != t.size:
                 raise DataError(
                     f"The observations of `{name}` have shape {v.shape}; expected "
-                    f"{t.shape}, one value per time in `t`."
+                    f"({t.size},) for a state of an ODE, or ({t.size}, *grid) for a "
+                    "field on a grid: one entry per time in `t`."
                 )
             bad = ~np.isfinite(v)
             if bad.any():
@@ -92,13 +94,21 @@ class Data:
     def names(self) -> tuple[str, ...]:
         return tuple(self.values)
 
-    def check_against(self, state_names) -> None:
-        """Raise [`DataError`][symml.DataError] if a name is not a state."""
-        for name in self.values:
+    def check_against(self, state_names, shapes: dict | None = None) -> None:
+        """Raise [`DataError`][symml.DataError] if a name is not a state, or an
+        observation does not have the state's shape (`shapes[name]`, `()` for
+        an ODE state, the grid shape for a discretised field)."""
+        for name, v in self.values.items():
             if name not in state_names:
                 raise DataError(
                     f"The data observe `{name}`, which is not a state of the model; "
                     f"its states are {', '.join(state_names)}."
+                )
+            if shapes is not None and v.shape[1:] != tuple(shapes[name]):
+                raise DataError(
+                    f"Each observation of `{name}` has shape {v.shape[1:]}; the "
+                    f"model's `{name}` has shape {tuple(shapes[name])}. Observe "
+                    "fields on the discretisation grid."
                 )
 
     def __repr__(self) -> str:

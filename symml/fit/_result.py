@@ -53,7 +53,8 @@ class FitResult:
     **Attributes:**
 
     - `model`: the fitted [`Model`][symml.Model].
-    - `rhs`: its compiled right-hand side `f(t, u, params)`.
+    - `rhs`: its compiled right-hand side `f(t, u, params)` (for a discretised
+      PDE, the `DiscretizedModel`, whose `unflatten` splits `u` into fields).
     - `params`: the trained [`Params`][symml.Params] (network weights and
       trainable parameter values).
     - `initial_states`: the initial state of each trajectory, trained entries
@@ -64,7 +65,7 @@ class FitResult:
     """
 
     model: Model
-    rhs: CompiledRHS
+    rhs: CompiledRHS  # or a DiscretizedModel
     params: Params
     initial_states: tuple[jax.Array, ...]
     data: tuple[Data, ...]
@@ -108,8 +109,9 @@ class FitResult:
             ys = self.predict(ts, trajectory=j)
             values = evaluate(jnp.asarray(ts, ys.dtype), jnp.asarray(ys), self.params)
             for name, (x, y) in values.items():
-                samples[name][0].append(np.asarray(x))
-                samples[name][1].append(np.asarray(y))
+                # One row per time (ODE) or per time and grid point (PDE).
+                samples[name][0].append(np.asarray(x).reshape(-1, x.shape[-1]))
+                samples[name][1].append(np.asarray(y).reshape(-1, y.shape[-1]))
         return {
             name: (np.concatenate(xs), np.concatenate(ys))
             for name, (xs, ys) in samples.items()

@@ -1,6 +1,7 @@
 """Universal differential equations: an ODE solve inside the loss."""
 
 import time
+from dataclasses import dataclass
 
 import diffrax as dfx
 import equinox as eqx
@@ -30,6 +31,7 @@ class _Static(eqx.Module):
     names: tuple = eqx.field(static=True)
     free: tuple = eqx.field(static=True)  # per trajectory: indices trained
     observed: tuple = eqx.field(static=True)  # per trajectory: observed indices
+    owner: tuple = eqx.field(static=True)  # per observed column: its state's index
     y0: tuple  # per trajectory: initial state with observed entries
     ts: tuple
     ys: tuple  # per trajectory: observations (T, n_observed)
@@ -72,54 +74,103 @@ def _adjoint(adjoint) -> dfx.AbstractAdjoint:
     )
 
 
-def _prepare(model: Model, datasets: list[Data], initial: dict, dtype):
-    names = model.state_names
-    n = len(names)
+@dataclass(frozen=True)
+class _Layout:
+    """Where each observable state lives in the flat ODE state vector."""
+
+    names: tuple[str, ...]
+    index: dict  # name -> flat indices (np.ndarray)
+    shape: dict  # name -> shape of one observation (() for an ODE state)
+    n: int
+
+    @classmethod
+    def of(cls, system) -> "_Layout":
+        if isinstance(system, CompiledRHS):
+            names = system.state_names
+            return cls(
+                names,
+                {n: np.array([i]) for i, n in enumerate(names)},
+                dict.fromkeys(names, ()),
+                len(names),
+            )
+        names = tuple(system.state_names)
+        index = {n: np.arange(system.n)[system.state_slice(n)] for n in names}
+        return cls(names, index, dict.fromkeys(names, tuple(system.shape)), system.n)
+
+
+def _prepare(layout: _Layout, datasets: list[Data], initial: dict, dtype):
+    names = layout.names
     for d in datasets:
-        d.check_against(names)
+        d.check_against(names, layout.shape)
     initial = {_name(k): v for k, v in (initial or {}).items()}
-    free, observed, y0s, ts, ys, free_init = [], [], [], [], [], []
+    free, observed, owner, y0s, ts, ys, free_init = [], [], [], [], [], [], []
     for d in datasets:
-        obs = tuple(i for i, name in enumerate(names) if name in d.values)
-        y0 = np.zeros(n)
-        trained = []
-        for i, name in enumerate(names):
+        y0 = np.zeros(layout.n)
+        init = np.zeros(layout.n)
+        obs, trained = [], []
+        for name in names:
+            idx = layout.index[name]
             if name in d.values:
-                y0[i] = d.values[name][0]
+                y0[idx] = d.values[name][0].ravel()
+                obs.append(idx)
             else:
-                trained.append(i)
-        free.append(tuple(trained))
-        free_init.append(
-            jnp.asarray([float(initial.get(names[i], 0.0)) for i in trained], dtype)
+                trained.append(idx)
+                init[idx] = np.broadcast_to(
+                    np.asarray(initial.get(name, 0.0), float), layout.shape[name]
+                ).ravel()
+        obs_idx = np.concatenate(obs) if obs else np.zeros(0, int)
+        free_idx = np.concatenate(trained) if trained else np.zeros(0, int)
+        free.append(tuple(free_idx.tolist()))
+        free_init.append(jnp.asarray(init[free_idx], dtype))
+        observed.append(tuple(obs_idx.tolist()))
+        owner.append(
+            tuple(
+                i
+                for i, name in enumerate(names)
+                if name in d.values
+                for _ in layout.index[name]
+            )
         )
-        observed.append(obs)
         y0s.append(jnp.asarray(y0, dtype))
         ts.append(jnp.asarray(d.t, dtype))
-        ys.append(jnp.asarray(np.stack([d.values[names[i]] for i in obs], 1), dtype))
+        ys.append(
+            jnp.asarray(
+                np.concatenate(
+                    [
+                        d.values[name].reshape(d.t.size, -1)
+                        for name in names
+                        if name in d.values
+                    ],
+                    axis=1,
+                ),
+                dtype,
+            )
+        )
     # Each state's squared error is divided by the variance of its observations,
     # so states of different magnitudes weigh the same.
-    scale = np.ones(n)
+    scale = np.ones(len(names))
     for i, name in enumerate(names):
-        vals = [d.values[name] for d in datasets if name in d.values]
+        vals = [d.values[name].ravel() for d in datasets if name in d.values]
         if vals:
             v = np.concatenate(vals)
             scale[i] = max(np.var(v), 1e-3 * np.mean(v**2), 1e-12)
-    return free, observed, y0s, ts, ys, free_init, jnp.asarray(scale, dtype)
+    return free, observed, owner, y0s, ts, ys, free_init, jnp.asarray(scale, dtype)
 
 
 def _loss(x: _Trainable, s: _Static):
-    per_state = jnp.zeros(len(s.names), s.scale.dtype)
-    counts = jnp.zeros(len(s.names), s.scale.dtype)
+    n = len(s.names)
+    per_state = jnp.zeros(n, s.scale.dtype)
+    counts = jnp.zeros(n, s.scale.dtype)
     failed = jnp.asarray(False)
     for j in range(len(s.ts)):
         y0 = s.y0[j]
         if s.free[j]:
-            y0 = y0.at[jnp.asarray(s.free[j])].set(x.initial[j])
+            y0 = y0.at[np.asarray(s.free[j])].set(x.initial[j])
         sol = s.options.solve(s.rhs, x.params, y0, s.ts[j])
-        idx = jnp.asarray(s.observed[j])
-        err = (sol.ys[:, idx] - s.ys[j]) ** 2
-        per_state = per_state.at[idx].add(jnp.sum(err, axis=0))
-        counts = counts.at[idx].add(err.shape[0])
+        err = (sol.ys[:, np.asarray(s.observed[j])] - s.ys[j]) ** 2
+        owner = np.asarray(s.owner[j])
+        per_state += jax.ops.segment_sum(jnp.sum(err, axis=0), owner, n)
+        counts += np.bincount(owner, minlength=n) * err.shape[0]
         failed = failed | (sol.result != dfx.RESULTS.successful)
     observed = counts > 0
     terms = jnp.where(observed, per_state / jnp.maximum(counts, 1) / s.scale, 0.0)
@@ -131,7 +182,7 @@ def _loss(x: _Trainable, s: _Static):
 
 
 def fit_ude(
-    model: Model,
+    system,
     data,
     *,
     seed: int = 0,
@@ -149,24 +200,30 @@ def fit_ude(
     dtype=None,
     progress: bool | None = None,
 ) -> FitResult:
+    """Fit an ODE system (a `Model` of ODEs, or a discretised PDE) to data."""
     datasets = as_datasets(data)
     if dtype is None:
         dtype = jnp.zeros(()).dtype
     options = SolverOptions(_solver(solver), rtol, atol, _adjoint(adjoint), max_steps)
-    rhs = CompiledRHS(model, _scheme(derivatives))
+    if isinstance(system, Model):
+        model, rhs = system, CompiledRHS(system, _scheme(derivatives))
+    else:
+        model, rhs = system.model, system
+    layout = _Layout.of(rhs)
     # Unknown terms start small, so the first solves follow the known physics.
     params = init_params(model, key=jr.PRNGKey(seed), dtype=dtype, final_scale=0.1)
-    free, observed, y0s, ts, ys, free_init, scale = _prepare(
-        model, datasets, initial, dtype
+    free, observed, owner, y0s, ts, ys, free_init, scale = _prepare(
+        layout, datasets, initial, dtype
     )
     if not any(observed):
         raise DataError("The data observe no state of the model.")
     static = _Static(
         rhs,
         options,
-        model.state_names,
+        layout.names,
         tuple(free),
         tuple(observed),
+        tuple(owner),
         tuple(y0s),
         tuple(ts),
         tuple(ys),
@@ -179,7 +236,7 @@ def fit_ude(
 
     def result(x: _Trainable, history) -> FitResult:
         initial_states = tuple(
-            y0.at[jnp.asarray(f)].set(init) if f else y0
+            y0.at[np.asarray(f)].set(init) if f else y0
             for y0, f, init in zip(y0s, free, x.initial, strict=True)
         )
         return FitResult(
