@@ -279,7 +279,7 @@ def test_random_expressions_through_compiler(seed):
 
     @jax.jit
     def evaluate(xs, ys, ts, b):
-        env = Env({X: xs, Y: ys, T: ts, B: b}, {}, None, compiler.requests)
+        env = Env({X: xs, Y: ys, T: ts, B: b}, {}, compiler.requests)
         return [jnp.broadcast_to(e(env), xs.shape) for e in evaluators]
 
     got = evaluate(xs, ys, ts, jnp.asarray(B_VALUE))
@@ -298,7 +298,7 @@ def test_every_function_value_and_derivative(fn):
     evaluate = compiler(expr)
 
     def value(x, y, t):
-        return evaluate(Env({X: x, Y: y, T: t}, {}, None, compiler.requests))
+        return evaluate(Env({X: x, Y: y, T: t}, {}, compiler.requests))
 
     values, dx = jax.jit(
         lambda *p: (jax.vmap(value)(*p), jax.vmap(jax.grad(value))(*p))
@@ -359,7 +359,7 @@ def test_special_constructs(expr):
     @jax.jit
     def direct(xs, ys, ts):
         values = {X: xs, Y: ys, T: ts, B: jnp.asarray(B_VALUE)}
-        return jnp.broadcast_to(evaluate(Env(values, {}, None, {})), xs.shape)
+        return jnp.broadcast_to(evaluate(Env(values, {}, {})), xs.shape)
 
     np.testing.assert_allclose(direct(xs, ys, ts), ref, rtol=1e-12, atol=1e-12)
     # And through the public path, at interior points.
@@ -375,7 +375,7 @@ def test_special_constructs(expr):
 def test_piecewise_without_otherwise_is_nan_outside():
     expr = sp.Piecewise((X, X > 0))
     compiler = Compiler(bound=[X])
-    got = compiler(expr)(Env({X: jnp.array([1.0, -1.0])}, {}, None, {}))
+    got = compiler(expr)(Env({X: jnp.array([1.0, -1.0])}, {}, {}))
     np.testing.assert_array_equal(np.isnan(got), [False, True])
 
 
@@ -665,13 +665,19 @@ def test_unknown_activation_name(getkey):
         symml.lower(model, key=getkey())
 
 
-def test_network_derivative_needs_a_scheme(getkey):
+def test_network_derivative_default_scheme_and_bad_scheme(getkey):
     (x,) = symml.states("x", t)
     U = symml.Unknown("U", [x, t])
-    model = symml.Model(sp.Eq(x.diff(t), U[0].diff(t)))
+    model = symml.Model(sp.Eq(x.diff(t), -x + U[0].diff(t)))
     f, params = symml.lower(model, key=getkey())
-    with pytest.raises(LoweringError, match="no derivative scheme"):
-        f(0.0, jnp.array([1.0]), params)
+    net = params.networks["U"]
+    u, tt = 0.7, 0.3
+    # d/dt U(x(t), t) = U_x x' + U_t, so x' = (-x + U_t) / (1 - U_x).
+    U_x, U_t = jax.jacfwd(net)(jnp.array([u, tt]))[0]
+    expected = (-u + U_t) / (1 - U_x)
+    np.testing.assert_allclose(f(tt, jnp.array([u]), params)[0], expected, rtol=1e-12)
+    with pytest.raises(symml.DerivativeError, match="Unknown derivative scheme"):
+        symml.lower(model, key=getkey(), derivatives="magic")
 
 
 def test_lowering_error_is_a_value_error():

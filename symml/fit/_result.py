@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 
 import diffrax as dfx
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,6 +24,7 @@ class SolverOptions:
     adjoint: dfx.AbstractAdjoint
     max_steps: int
 
+    @eqx.filter_jit
     def solve(self, rhs, params, y0, ts, *, throw: bool = False) -> dfx.Solution:
         controller = (
             dfx.PIDController(rtol=self.rtol, atol=self.atol)

@@ -13,7 +13,6 @@ import numpy as np
 from .._errors import DataError, FitError
 from ..dsl import Model
 from ..lower import CompiledRHS, Params, init_params
-from ..lower._lower import _scheme
 from ._data import Data, _name, as_datasets
 from ._optim import Phase, adam, lbfgs, run_phases
 from ._progress import Progress
@@ -206,7 +205,7 @@ def fit_ude(
         dtype = jnp.zeros(()).dtype
     options = SolverOptions(_solver(solver), rtol, atol, _adjoint(adjoint), max_steps)
     if isinstance(system, Model):
-        model, rhs = system, CompiledRHS(system, _scheme(derivatives))
+        model, rhs = system, CompiledRHS(system, derivatives)
     else:
         model, rhs = system.model, system
     layout = _Layout.of(rhs)

@@ -5,6 +5,7 @@ over `jax.numpy`, so a compiled function costs no sympy work per call and
 traces to the same operations a hand-written function would.
 """
 
+import warnings
 from collections import ChainMap
 from collections.abc import Mapping
 
@@ -12,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import sympy as sp
 
-from .._errors import LoweringError
+from .._errors import LoweringError, ZeroDerivativeWarning
 from ..dsl import FieldFunction, UnknownOutput
 from ._rules import RULES, Evaluator, find_rule, register_rule
 
@@ -24,19 +25,16 @@ class Env:
     cache so each network is evaluated once per distinct input, shared by all
     its outputs and derivatives."""
 
-    __slots__ = ("values", "networks", "scheme", "requests", "cache")
+    __slots__ = ("values", "networks", "requests", "cache")
 
-    def __init__(self, values, networks, scheme, requests):
+    def __init__(self, values, networks, requests):
         self.values = values
         self.networks = networks
-        self.scheme = scheme
         self.requests = requests
         self.cache = {}
 
     def child(self, extra_values) -> "Env":
-        return Env(
-            {**self.values, **extra_values}, self.networks, self.scheme, self.requests
-        )
+        return Env({**self.values, **extra_values}, self.networks, self.requests)
 
     def network_outputs(self, key, args: list[Evaluator]) -> dict:
         out = self.cache.get(key)
@@ -45,7 +43,7 @@ class Env:
         return out
 
     def _evaluate_network(self, key, args):
-        name = key[0]
+        name, _, scheme = key
         net = self.networks[name]
         indices = sorted(self.requests[key])
         values = [jnp.asarray(a(self)) for a in args]
@@ -60,15 +58,9 @@ class Env:
         if indices == [(0,) * len(values)]:
             results = (jax.vmap(net)(points),)
         else:
-            if self.scheme is None:
-                raise LoweringError(
-                    f"The model differentiates the network `{name}` with respect "
-                    "to its inputs, but no derivative scheme was given; pass "
-                    "`derivatives=` (e.g. 'forward') to `symml.lower`."
-                )
-            results = jax.vmap(
-                lambda p: self.scheme.derivatives(net, p, tuple(indices))
-            )(points)
+            results = jax.vmap(lambda p: scheme.derivatives(net, p, tuple(indices)))(
+                points
+            )
         return {
             mi: r.reshape(*shape, r.shape[-1])
             for mi, r in zip(indices, results, strict=True)
@@ -86,19 +78,32 @@ class Compiler:
       table is never changed by a call).
     """
 
-    def __init__(self, *, bound=(), constants: Mapping | None = None, rules=None):
+    def __init__(
+        self,
+        *,
+        bound=(),
+        constants: Mapping | None = None,
+        rules=None,
+        derivatives=None,
+    ):
         self.bound = set(bound)
         self.constants = dict(constants or {})
         self.rules = ChainMap(dict(rules or {}), RULES)
-        # (network name, sympy args) -> multi-indices the model asks for.
+        self.default_scheme, self.schemes = _schemes(derivatives)
+        # (network name, sympy args, scheme) -> multi-indices the model asks for.
         self.requests: dict[tuple, set[MultiIndex]] = {}
 
     def __call__(self, expr) -> Evaluator:
         expr = sp.sympify(expr)
         return find_rule(expr, self.rules)(expr, self)
 
+    def scheme_for(self, name: str, mi: MultiIndex):
+        """The derivative scheme for the derivative `mi` of network `name`."""
+        return self.schemes.get((name, mi), self.default_scheme)
+
     def network_output(self, name: str, args, index: int, mi: MultiIndex):
-        key = (name, tuple(args))
+        scheme = self.scheme_for(name, mi) if any(mi) else None
+        key = (name, tuple(args), scheme)
         self.requests.setdefault(key, set()).add(mi)
         arg_evals = [self(a) for a in args]
 
@@ -106,6 +111,31 @@ class Compiler:
             return env.network_outputs(key, arg_evals)[mi][..., index]
 
         return evaluate
+
+
+def _schemes(derivatives):
+    """`derivatives` as (default scheme, {(network, multi-index): scheme}).
+
+    A name or scheme applies to every derivative; a dict maps derivatives
+    (`u.diff(x, 2)`) to schemes, with an optional `"default"` entry."""
+    from ..derivatives import get_scheme
+
+    if derivatives is None:
+        return get_scheme("forward"), {}
+    if not isinstance(derivatives, Mapping):
+        return get_scheme(derivatives), {}
+    default = get_scheme(derivatives.get("default", "forward"))
+    schemes = {}
+    for expr, scheme in derivatives.items():
+        if isinstance(expr, str):
+            if expr != "default":
+                raise LoweringError(
+                    f"`derivatives` has the key {expr!r}; keys are derivatives of "
+                    "networks such as `u.diff(x, 2)`, or 'default'."
+                )
+            continue
+        schemes[derivative_key(expr)] = get_scheme(scheme)
+    return default, schemes
 
 
 @register_rule(sp.Symbol)
@@ -137,10 +167,13 @@ def _network(expr, compile: Compiler):
     )
 
 
-@register_rule(sp.Derivative)
-def _derivative(expr, compile: Compiler):
-    f = expr.expr
-    if not isinstance(f, (UnknownOutput, FieldFunction)):
+def derivative_key(expr) -> tuple[str, MultiIndex]:
+    """`(network name, multi-index)` of a derivative of a network term, e.g.
+    `("u", (0, 2))` for `Derivative(u(t, x), (x, 2))`."""
+    f = getattr(expr, "expr", None)
+    if not isinstance(expr, sp.Derivative) or not isinstance(
+        f, (UnknownOutput, FieldFunction)
+    ):
         raise LoweringError(
             f"symml cannot lower the derivative `{expr}`: only derivatives of network"
             " terms (unknowns and fields) with respect to their inputs are lowered "
@@ -157,7 +190,34 @@ def _derivative(expr, compile: Compiler):
                 "a plain input (sympy's chain rule does this for you)."
             )
         mi[positions[0]] += int(count)
-    return compile.network_output(_network_name(f), f.args, _output_index(f), tuple(mi))
+    return _network_name(f), tuple(mi)
+
+
+def _activation(f) -> str:
+    return (
+        f.unknown.activation if isinstance(f, UnknownOutput) else f.func.spec.activation
+    )
+
+
+@register_rule(sp.Derivative)
+def _derivative(expr, compile: Compiler):
+    from ..derivatives import zero_derivative_order
+    from ..nets import get_activation
+
+    name, mi = derivative_key(expr)
+    activation = get_activation(_activation(expr.expr))
+    vanishing = zero_derivative_order(activation)
+    if vanishing is not None and sum(mi) >= vanishing:
+        warnings.warn(
+            f"The network `{name}` uses the `{activation.name}` activation, whose "
+            f"derivatives of order {vanishing} and above are identically zero or "
+            f"undefined, but the model needs `{expr}` (order {sum(mi)}): that term "
+            "is zero for every weight, so the network cannot learn it. Use a smooth "
+            "activation such as 'tanh'.",
+            ZeroDerivativeWarning,
+            stacklevel=2,
+        )
+    return compile.network_output(name, expr.expr.args, _output_index(expr.expr), mi)
 
 
 @register_rule(sp.Subs)

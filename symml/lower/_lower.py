@@ -92,6 +92,7 @@ class CompiledRHS:
             bound=[self._time, *self._states, *self._trainable],
             constants=model.fixed_parameters,
             rules=rules,
+            derivatives=scheme,
         )
         subs = dict(zip(model.state_vector, self._states, strict=True))
         self._rhs = compile_exprs([e.xreplace(subs) for e in model.rhs], compiler)
@@ -105,7 +106,7 @@ class CompiledRHS:
         values = {self._time: t}
         values.update({s: u[i] for i, s in enumerate(self._states)})
         values.update({p: params.values[str(p)] for p in self._trainable})
-        return Env(values, params.networks, self.scheme, self._requests)
+        return Env(values, params.networks, self._requests)
 
     def __call__(
         self, t: Scalar, u: Float[Array, " n"], params: Params
@@ -150,8 +151,10 @@ def lower(
     - `model`: a [`Model`][symml.Model] whose equations are ODEs in its states.
     - `key`: PRNG key for the networks' initial weights (needed when the model
       has unknown terms).
-    - `derivatives`: the derivative scheme for derivatives of networks with
-      respect to their inputs (a name or a scheme object).
+    - `derivatives`: the scheme for derivatives of networks with respect to
+      their inputs: a name (`"forward"`, the default; `"reverse"`, `"taylor"`,
+      `"fd"`), a scheme object, or a dict from derivatives (`U[0].diff(x)`) to
+      schemes with an optional `"default"` entry.
     - `dtype`: the parameter dtype (default: JAX's default float).
     - `rules`: extra lowering rules `{sympy class: rule}` for this call only.
 
@@ -171,14 +174,5 @@ def lower(
                 "`jax.random.PRNGKey(0)`) to initialise their networks."
             )
         key = jr.PRNGKey(0)
-    scheme = _scheme(derivatives)
-    f = CompiledRHS(model, scheme, rules)
+    f = CompiledRHS(model, derivatives, rules)
     return f, init_params(model, key=key, dtype=dtype)
-
-
-def _scheme(derivatives):
-    if derivatives is None:
-        return None
-    from ..derivatives import get_scheme
-
-    return get_scheme(derivatives)
