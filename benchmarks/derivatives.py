@@ -1,0 +1,245 @@
+"""Cost and accuracy of the derivative schemes inside a PINN-style loss.
+
+For a 4×64 tanh network u(t, x) and N points, times the loss *and* its gradient
+with respect to the weights, `eqx.filter_value_and_grad(mean(∂_x^k u ** 2))`,
+for every scheme at orders 1–4 in float32 and float64, and reports the relative
+error of ∂_x^k u against float64 nested `jax.jacfwd`. Then times the Laplacian
+of a 16-input network: collapsed Taylor vs the trace of a nested Hessian vs
+forward mode.
+
+    python benchmarks/derivatives.py [--quick]
+"""
+
+import argparse
+import statistics
+import time
+
+import equinox as eqx
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import jax.random as jr  # noqa: E402
+import jax.tree_util as jtu  # noqa: E402
+
+from symml.derivatives import (  # noqa: E402
+    FiniteDifference,
+    Forward,
+    Reverse,
+    Taylor,
+)
+from symml.nets import make_network  # noqa: E402
+
+SCHEMES = {
+    "fd": FiniteDifference(scale=(1.0, 2.0)),
+    "taylor": Taylor(),
+    "forward": Forward(),
+    "reverse": Reverse(),
+}
+
+
+def _interleaved_medians(steps: dict, args: tuple, reps: int, seconds: float) -> dict:
+    """Median time of each function, measured round-robin after a warm-up.
+
+    Interleaving the repetitions makes the ratios robust to the machine's load
+    drifting during the run (other processes on a shared CPU).
+    """
+    for fn in steps.values():
+        jax.block_until_ready(fn(*args))
+    times = {name: [] for name in steps}
+    start = time.perf_counter()
+    while True:
+        for name, fn in steps.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            times[name].append(time.perf_counter() - t0)
+        n = len(times[name])
+        if n >= 200 or (n >= reps and time.perf_counter() - start >= seconds):
+            break
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _cast(tree, dtype):
+    return jtu.tree_map(
+        lambda a: a.astype(dtype) if eqx.is_inexact_array(a) else a, tree
+    )
+
+
+def _nested_jacfwd(net, x, order):
+    def g(z):
+        return net(z)[0]
+
+    for _ in range(order):
+        g = (lambda h: lambda z: jax.jacfwd(h)(z)[1])(g)
+    return g(x)
+
+
+def _step(quantity):
+    """`value_and_grad` w.r.t. the weights of `mean(quantity(net, pts) ** 2)`."""
+
+    def loss(net, pts):
+        values = quantity(net, pts)
+        return jnp.mean(values**2), values
+
+    return eqx.filter_jit(eqx.filter_value_and_grad(loss, has_aux=True))
+
+
+def _rel_error(step, net, pts, exact) -> float:
+    (_, values), _ = step(net, pts)
+    values = values.astype(jnp.float64)
+    return float(jnp.linalg.norm(values - exact) / jnp.linalg.norm(exact))
+
+
+def bench_orders(n_points, orders, dtypes, schemes, reps, seconds) -> list[dict]:
+    key_net, key_pts = jr.split(jr.PRNGKey(0))
+    net64 = make_network(2, 1, [64] * 4, "tanh", key=key_net, dtype=jnp.float64)
+    lo, hi = jnp.array([0.0, -1.0]), jnp.array([1.0, 1.0])
+    pts64 = lo + (hi - lo) * jr.uniform(key_pts, (n_points, 2), jnp.float64)
+    rows = []
+    for order in orders:
+        exact = jax.jit(jax.vmap(lambda z, k=order: _nested_jacfwd(net64, z, k)))(pts64)
+        alpha = ((0, order),)
+        for dtype in dtypes:
+            net, pts = _cast(net64, dtype), pts64.astype(dtype)
+            steps = {
+                name: _step(
+                    lambda net, pts, s=scheme, a=alpha: jax.vmap(
+                        lambda z: s.derivatives(net, z, a)[0][0]
+                    )(pts)
+                )
+                for name, scheme in SCHEMES.items()
+                if name in schemes
+            }
+            errors = {n: _rel_error(f, net, pts, exact) for n, f in steps.items()}
+            times = _interleaved_medians(steps, (net, pts), reps, seconds)
+            for name in steps:
+                rows.append(
+                    dict(
+                        order=order,
+                        dtype=jnp.dtype(dtype).name,
+                        scheme=name,
+                        t=times[name],
+                        err=errors[name],
+                    )
+                )
+    return rows
+
+
+def _hessian_trace(net, z):
+    return jnp.trace(jax.hessian(lambda y: net(y)[0])(z))[None]
+
+
+LAPLACIANS = {
+    "taylor (collapsed)": lambda net, z: Taylor().laplacian(net, z),
+    "trace nested Hessian": _hessian_trace,
+    "forward": lambda net, z: Forward().laplacian(net, z),
+    "reverse": lambda net, z: Reverse().laplacian(net, z),
+    "fd": lambda net, z: FiniteDifference(scale=2.0).laplacian(net, z),
+}
+
+
+def bench_laplacian(n_points, methods, dtypes, reps, seconds) -> list[dict]:
+    key_net, key_pts = jr.split(jr.PRNGKey(1))
+    net64 = make_network(16, 1, [64] * 4, "tanh", key=key_net, dtype=jnp.float64)
+    pts64 = jr.uniform(key_pts, (n_points, 16), jnp.float64, -1.0, 1.0)
+    exact = jax.jit(jax.vmap(lambda z: _hessian_trace(net64, z)))(pts64)
+    rows = []
+    for dtype in dtypes:
+        net, pts = _cast(net64, dtype), pts64.astype(dtype)
+        steps = {
+            name: _step(
+                lambda net, pts, m=LAPLACIANS[name]: jax.vmap(lambda z: m(net, z))(pts)
+            )
+            for name in methods
+        }
+        errors = {n: _rel_error(f, net, pts, exact) for n, f in steps.items()}
+        times = _interleaved_medians(steps, (net, pts), reps, seconds)
+        for name in methods:
+            rows.append(
+                dict(
+                    dtype=jnp.dtype(dtype).name,
+                    method=name,
+                    t=times[name],
+                    err=errors[name],
+                )
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="N=256, float32, orders 1, 2, 4, no nested reverse, few reps",
+    )
+    args = parser.parse_args()
+    if args.quick:
+        n, reps, seconds = 256, 3, 0.0
+        orders, dtypes = (1, 2, 4), (jnp.float32,)
+        schemes = ["fd", "taylor", "forward"]
+        methods = ["taylor (collapsed)", "trace nested Hessian"]
+    else:
+        n, reps, seconds = 4096, 21, 3.0
+        orders, dtypes = (1, 2, 3, 4), (jnp.float32, jnp.float64)
+        schemes = list(SCHEMES)
+        methods = list(LAPLACIANS)
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, N = {n} points")
+    print("loss + weight gradient of mean((∂_x^k u)²), u = 4×64 tanh MLP of (t, x)")
+
+    rows = bench_orders(n, orders, dtypes, schemes, reps, seconds)
+    t_of = {(r["order"], r["dtype"], r["scheme"]): r["t"] for r in rows}
+    header = (
+        f"{'dtype':8} {'k':>2} {'scheme':8} {'time [ms]':>10} {'÷ fd':>7} "
+        f"{'÷ order 1':>10} {'rel. error':>11}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        vs_fd = r["t"] / t_of[(r["order"], r["dtype"], "fd")]
+        vs_k1 = r["t"] / t_of[(1, r["dtype"], r["scheme"])]
+        print(
+            f"{r['dtype']:8} {r['order']:>2} {r['scheme']:8} {1e3 * r['t']:>10.2f} "
+            f"{vs_fd:>7.2f} {vs_k1:>10.2f} {r['err']:>11.2e}"
+        )
+
+    print()
+    n_lap = min(n, 1024)
+    print(f"Laplacian of a 16-input 4×64 tanh MLP, loss + weight gradient, N = {n_lap}")
+    lrows = bench_laplacian(n_lap, methods, dtypes, reps, seconds)
+    t_ref = {r["dtype"]: r["t"] for r in lrows if r["method"] == "trace nested Hessian"}
+    header = (
+        f"{'dtype':8} {'method':22} {'time [ms]':>10} {'÷ Hessian':>10} "
+        f"{'rel. error':>11}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in lrows:
+        print(
+            f"{r['dtype']:8} {r['method']:22} {1e3 * r['t']:>10.2f} "
+            f"{r['t'] / t_ref[r['dtype']]:>10.2f} {r['err']:>11.2e}"
+        )
+
+    print()
+    print("Targets")
+    for dt in sorted({r["dtype"] for r in rows}):
+        ratio2 = t_of[(2, dt, "taylor")] / t_of[(2, dt, "fd")]
+        ratio4 = t_of[(4, dt, "taylor")] / t_of[(1, dt, "taylor")]
+        lap = next(
+            r["t"]
+            for r in lrows
+            if r["dtype"] == dt and r["method"].startswith("taylor")
+        )
+        ratio_lap = lap / t_ref[dt]
+        print(
+            f"{dt}: taylor k=2 ÷ fd k=2 = {ratio2:.2f} (target ≤ 1.0, "
+            f"{'met' if ratio2 <= 1.0 else 'missed'}); taylor k=4 ÷ k=1 = "
+            f"{ratio4:.2f} (≤ 5, {'met' if ratio4 <= 5 else 'missed'}); "
+            f"Laplacian ÷ Hessian trace = {ratio_lap:.2f} "
+            f"(≤ 0.5, {'met' if ratio_lap <= 0.5 else 'missed'})"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+import itertools
+import math
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from .._errors import DerivativeError
+from ._scheme import (
+    AbstractScheme,
+    MultiIndex,
+    check_indices,
+    check_multi_indices,
+    check_point,
+)
+from ._taylor_rules import TaylorSeries, _Mode, eval_taylor_jaxpr
+
+
+def taylor_coefficients(
+    fn: Callable,
+    x: Float[Array, " d"],
+    directions: np.ndarray,
+    order: int,
+    *,
+    collapsed=False,
+) -> list[Array]:
+    """Propagate `x + t v` through `fn` for each direction `v` (rows of `directions`).
+
+    **Returns:**
+
+    `order + 1` arrays; entry `j` has shape `(n_directions, *out)` and holds the
+    normalised coefficients `D_v^j fn(x) / j!` (entry 0 and, if `collapsed`,
+    entry 2, have one row: order 2 is then summed over the directions).
+    """
+    closed = jax.make_jaxpr(fn)(jax.ShapeDtypeStruct(x.shape, x.dtype))
+    if len(closed.jaxpr.outvars) != 1:
+        raise DerivativeError(
+            "`fn` must return a single array of shape (m,); it returned "
+            f"{len(closed.jaxpr.outvars)} arrays. Stack the outputs with `jnp.stack`."
+        )
+    mode = _Mode(order, len(directions), collapsed)
+    v = jnp.asarray(directions, x.dtype)
+    zeros = [jnp.zeros((mode.rows(j), *x.shape), x.dtype) for j in range(2, order + 1)]
+    series = TaylorSeries([x[None], v, *zeros], mode)
+    (out,) = eval_taylor_jaxpr(closed.jaxpr, closed.consts, [series])
+    if not isinstance(out, TaylorSeries):
+        # `fn` does not depend on `x`: every derivative vanishes.
+        out = TaylorSeries.lift(mode, out)
+    return out.coeffs
+
+
+def _homogeneous(k: int, support: Sequence[int], d: int) -> list[MultiIndex]:
+    """All multi-indices of total order `k` supported on `support`."""
+    out = []
+    for combo in itertools.combinations_with_replacement(support, k):
+        alpha = [0] * d
+        for i in combo:
+            alpha[i] += 1
+        out.append(tuple(alpha))
+    return out
+
+
+def _primitive(beta: MultiIndex) -> tuple[MultiIndex, int]:
+    g = math.gcd(*beta)
+    return tuple(b // g for b in beta), g
+
+
+def _polarization(alpha: MultiIndex, dirs: list[MultiIndex]) -> dict[int, float]:
+    """Weights `w` with `∂^α f = Σ_v w_v D_v^k f`, over `dirs` supported in `α`'s.
+
+    `D_v^k f = Σ_{|γ|=k} k!/γ! v^γ ∂^γ f` is a homogeneous polynomial of degree
+    `k = |α|` in `v`; the integer directions `{β : |β| = k, supp β ⊆ supp α}`
+    (scaled to primitive vectors) are unisolvent for it (Griewank, Utke &
+    Walther 2000), so solving this linear system is exact; with extra directions
+    the least-squares solution is still exact.
+    """
+    k = sum(alpha)
+    support = [i for i, a in enumerate(alpha) if a]
+    cand = [
+        j
+        for j, v in enumerate(dirs)
+        if all(v[i] == 0 or i in support for i in range(len(v)))
+    ]
+    gammas = _homogeneous(k, support, len(alpha))
+    mat = np.array(
+        [
+            [
+                math.factorial(k)
+                / math.prod(math.factorial(g) for g in gamma)
+                * math.prod(float(dirs[j][i]) ** gamma[i] for i in range(len(alpha)))
+                for gamma in gammas
+            ]
+            for j in cand
+        ]
+    )
+    # Row `α` of the pseudo-inverse maps directional derivatives to ∂^α f.
+    pinv = np.linalg.pinv(mat)
+    row = pinv[gammas.index(alpha)]
+    return {j: float(w) for j, w in zip(cand, row, strict=True) if abs(w) > 1e-14}
+
+
+class Taylor(AbstractScheme):
+    """Taylor mode: univariate Taylor series pushed through the function's jaxpr.
+
+    One pass along a direction `v` to order `k` gives every directional
+    derivative `D_v^j f`, `j ≤ k`, at about the cost of `k + 1` primal passes for
+    the linear layers (one matmul over all orders) and `O(k²)` elementwise work
+    for each nonlinearity. All requested directions share one primal.
+
+    Mixed partials come from pure directional derivatives by exact polarization
+    (interpolating the homogeneous polynomial `v ↦ D_v^k f` on the integer
+    directions `|β| = k` of the multi-index's support, Griewank, Utke & Walther,
+    *Math. Comp.* 2000). A pure derivative `∂_i^k` needs just the direction `e_i`.
+
+    `laplacian` uses collapsed Taylor mode: first-order coefficients for every
+    direction, but a single summed second-order coefficient.
+
+    Primitives are handled by rules in
+    [`TAYLOR_RULES`][symml.derivatives.TAYLOR_RULES]; a missing rule raises a
+    [`DerivativeError`][symml.DerivativeError] naming the primitive.
+    """
+
+    def derivatives(self, fn, x, multi_indices):
+        x = check_point(x)
+        d = x.shape[0]
+        alphas = check_multi_indices(multi_indices, d)
+        dirs: list[MultiIndex] = []
+        for alpha in alphas:
+            support = [i for i, a in enumerate(alpha) if a]
+            for beta in _homogeneous(sum(alpha), support, d) if support else []:
+                prim, _ = _primitive(beta)
+                if prim not in dirs:
+                    dirs.append(prim)
+        if not dirs:
+            y = fn(x)
+            return tuple(y for _ in alphas)
+        order = max(sum(a) for a in alphas)
+        coeffs = taylor_coefficients(fn, x, np.array(dirs, dtype=np.float64), order)
+        out = []
+        for alpha in alphas:
+            k = sum(alpha)
+            if k == 0:
+                out.append(coeffs[0][0])
+                continue
+            weights = _polarization(alpha, dirs)
+            fk = math.factorial(k)
+            out.append(sum(coeffs[k][j] * (w * fk) for j, w in weights.items()))
+        return tuple(out)
+
+    def laplacian(self, fn, x, indices=None):
+        x = check_point(x)
+        idx = check_indices(indices, x.shape[0])
+        dirs = np.eye(x.shape[0])[idx]
+        coeffs = taylor_coefficients(fn, x, dirs, 2, collapsed=True)
+        return 2 * coeffs[2][0]

@@ -1,0 +1,628 @@
+"""Taylor-mode propagation: a jaxpr interpreter and its table of primitive rules.
+
+A `TaylorSeries` holds the normalised Taylor coefficients `x_j = x^(j)(0) / j!`
+of a curve `t ↦ x(x0 + t v)` through the function, for orders `j = 0..K`, as a
+list of arrays with a leading row axis. Linear primitives act on every
+coefficient; `dot_general` stacks all of them along the row axis and does ONE
+matmul for all orders and directions.
+
+Several directions share one primal: order 0 has one row, every order `j ≥ 1`
+has one row per direction. In *collapsed* mode (order 2 only) order 2 holds a
+single row, the sum over directions of the second-order coefficients: every
+product of two first-order coefficients is summed over the directions as it is
+formed, which is exact because the second-order coefficient of any composite is
+linear in the inputs' second-order coefficients and bilinear in their
+first-order ones.
+
+Nonlinear rules use the recurrences of automatic differentiation (Griewank &
+Walther, *Evaluating Derivatives*, ch. 13): for `y = φ(x)` with `y' = g(x) x'`,
+`y_k = Σ_{j=1..k} (j/k) x_j g_{k-j}`, where `g` is itself a cheap series (for
+tanh `g = 1 - y²`, for the logistic `g = y - y²`, for exp `g = y`).
+"""
+
+import functools
+import math
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.extend.core as jex
+import jax.extend.core.primitives as prims
+import jax.numpy as jnp
+from jaxtyping import Array
+
+from .._errors import DerivativeError
+
+__all__ = ["TAYLOR_RULES", "TaylorSeries", "register_taylor_rule"]
+
+
+@dataclass(frozen=True)
+class _Mode:
+    """How many orders and directions a series carries (static)."""
+
+    order: int
+    ndirs: int
+    collapsed: bool = False
+
+    def rows(self, j: int) -> int:
+        if j == 0 or (self.collapsed and j == 2):
+            return 1
+        return self.ndirs
+
+    @property
+    def offsets(self) -> list[int]:
+        out = [0]
+        for j in range(self.order + 1):
+            out.append(out[-1] + self.rows(j))
+        return out
+
+    def mul(self, a: Array, ja: int, b: Array, jb: int, op: Callable = operator.mul):
+        """The product of an order-`ja` and an order-`jb` coefficient."""
+        if op is operator.mul:
+            out = a * b
+        else:
+            n = max(a.shape[0], b.shape[0])
+            a = jnp.broadcast_to(a, (n, *a.shape[1:]))
+            b = jnp.broadcast_to(b, (n, *b.shape[1:]))
+            out = jax.vmap(op)(a, b)
+        if self.collapsed and ja == 1 and jb == 1:
+            out = jnp.sum(out, axis=0, keepdims=True)
+        return out
+
+    def cauchy(self, x: list, y: list, k: int, op: Callable = operator.mul):
+        """Coefficient `k` of the product of the series `x` and `y`."""
+        if x is y and op is operator.mul:
+            # A square: pair up the symmetric terms.
+            terms = [
+                _scale(self.mul(x[j], j, x[k - j], k - j), 2)
+                for j in range((k + 1) // 2)
+            ]
+            if k % 2 == 0:
+                terms.append(self.mul(x[k // 2], k // 2, x[k // 2], k // 2))
+            return _sum(terms)
+        return _sum(self.mul(x[j], j, y[k - j], k - j, op) for j in range(k + 1))
+
+
+class TaylorSeries:
+    """Taylor coefficients of one intermediate value.
+
+    `coeffs[j]` has shape `(rows_j, *shape)`: the primal (`j = 0`, one row),
+    then the order-`j` coefficients, one row per direction. Linear primitives
+    act on every coefficient; `dot_general` stacks them into one matmul.
+    A rule receives either `TaylorSeries` or plain arrays (values that do not
+    depend on the differentiated input) and returns the same.
+    """
+
+    __slots__ = ("coeffs", "mode")
+
+    def __init__(self, coeffs: Sequence[Array], mode: _Mode):
+        self.coeffs = list(coeffs)
+        self.mode = mode
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.coeffs[0].shape[1:]
+
+    @property
+    def primal(self) -> Array:
+        return self.coeffs[0][0]
+
+    @classmethod
+    def from_coeffs(cls, mode: _Mode, coeffs: Sequence[Array]) -> "TaylorSeries":
+        """Broadcast each coefficient to its full `(rows_j, *shape)`."""
+        shape = jnp.broadcast_shapes(*(c.shape[1:] for c in coeffs))
+        out = []
+        for j, c in enumerate(coeffs):
+            full = (mode.rows(j), *shape)
+            out.append(c if c.shape == full else jnp.broadcast_to(c, full))
+        return cls(out, mode)
+
+    @classmethod
+    def lift(cls, mode: _Mode, value: Array) -> "TaylorSeries":
+        """A constant as a series with zero higher coefficients."""
+        value = jnp.asarray(value)
+        zeros = [
+            jnp.zeros((mode.rows(j), *value.shape), value.dtype)
+            for j in range(1, mode.order + 1)
+        ]
+        return cls([value[None], *zeros], mode)
+
+    def map(self, fn: Callable) -> "TaylorSeries":
+        """Apply a linear function to every coefficient."""
+        return TaylorSeries([jax.vmap(fn)(c) for c in self.coeffs], self.mode)
+
+    def map_stacked(self, fn: Callable) -> "TaylorSeries":
+        """Apply a linear function to all coefficients stacked (one big op)."""
+        if all(c.shape[0] == 1 for c in self.coeffs):
+            # One row per order: `stack`/`unstack` transpose into each other,
+            # where `concatenate`/`slice` would cost zero-padded copies in the
+            # backward pass of an outer `grad`.
+            out = jax.vmap(fn)(jnp.stack([c[0] for c in self.coeffs]))
+            return TaylorSeries([c[None] for c in jax.lax.unstack(out)], self.mode)
+        off = self.mode.offsets
+        out = jax.vmap(fn)(jnp.concatenate(self.coeffs, axis=0))
+        return TaylorSeries(
+            [out[a:b] for a, b in zip(off[:-1], off[1:], strict=True)], self.mode
+        )
+
+
+def _sum(terms) -> Array:
+    """`sum` without the `0 +` that Python's starts with (0 if empty)."""
+    terms = list(terms)
+    return functools.reduce(operator.add, terms) if terms else 0
+
+
+def _scale(a: Array, s: float) -> Array:
+    return a if s == 1 else a * s
+
+
+def _mode_of(args: Sequence[Any]) -> _Mode:
+    return next(a.mode for a in args if isinstance(a, TaylorSeries))
+
+
+def _align(c: Array, ndim: int) -> Array:
+    """Give a stacked `(rows, *s)` array `ndim` trailing axes (numpy broadcasting)."""
+    extra = ndim - (c.ndim - 1)
+    return c.reshape(c.shape[:1] + (1,) * extra + c.shape[1:]) if extra > 0 else c
+
+
+def _aligned_coeffs(x: TaylorSeries, ndim: int) -> list[Array]:
+    return [_align(c, ndim) for c in x.coeffs]
+
+
+def _as_series_coeffs(mode: _Mode, v: Any, ndim: int) -> list[Array]:
+    if isinstance(v, TaylorSeries):
+        return _aligned_coeffs(v, ndim)
+    return _aligned_coeffs(TaylorSeries.lift(mode, v), ndim)
+
+
+def _ndim(v: Any) -> int:
+    return len(v.shape) if isinstance(v, TaylorSeries) else jnp.ndim(v)
+
+
+# ---------------------------------------------------------------- registry
+
+TAYLOR_RULES: dict[jex.Primitive, Callable] = {}
+
+
+def register_taylor_rule(primitive: jex.Primitive, rule: Callable) -> Callable:
+    """Teach the Taylor scheme a JAX primitive.
+
+    **Arguments:**
+
+    - `primitive`: a `jax.extend.core.Primitive`, e.g.
+      `jax.extend.core.primitives.atan_p`.
+    - `rule`: `rule(*args, **params)` receives the primitive's operands, each a
+      [`TaylorSeries`][symml.derivatives.TaylorSeries] (depends on the
+      differentiated input) or a plain array (does not), at least one being a
+      series, and the primitive's parameters; it returns a series or array (a
+      list of them if the primitive has multiple results).
+
+    **Returns:**
+
+    `rule`, so that this can be used as a decorator's body.
+    """
+    TAYLOR_RULES[primitive] = rule
+    return rule
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _unary(fn: Callable, *names: str) -> Callable:
+    """A rule from `fn(mode, x_coeffs, *params) -> y_coeffs`.
+
+    Only the parameters in `names` are passed on: the others (`accuracy`) do
+    not change the derivatives.
+    """
+
+    def rule(x, **params):
+        args = [params[n] for n in names]
+        return TaylorSeries.from_coeffs(x.mode, fn(x.mode, x.coeffs, *args))
+
+    return rule
+
+
+def _linear(prim: jex.Primitive, n_linear: int | None = None) -> Callable:
+    """A rule for a primitive linear in its first `n_linear` operands jointly."""
+
+    def rule(*args, **params):
+        mode = _mode_of(args)
+        n = len(args) if n_linear is None else n_linear
+        lin = [
+            a if isinstance(a, TaylorSeries) else TaylorSeries.lift(mode, a)
+            for a in args[:n]
+        ]
+        rest = args[n:]
+        if any(isinstance(a, TaylorSeries) for a in rest):
+            raise DerivativeError(
+                f"The Taylor scheme cannot differentiate `{prim.name}` with respect "
+                "to its index or shape operands. Make those operands independent of "
+                "the input, or register a rule with "
+                "`symml.derivatives.register_taylor_rule`."
+            )
+
+        def apply(*cs):
+            return prim.bind(*cs, *rest, **params)
+
+        per_order = [
+            jax.vmap(apply)(*(a.coeffs[j] for a in lin)) for j in range(mode.order + 1)
+        ]
+        if prim.multiple_results:
+            return [TaylorSeries(list(c), mode) for c in zip(*per_order, strict=True)]
+        return TaylorSeries(per_order, mode)
+
+    return rule
+
+
+def _integrate(mode: _Mode, x: list, g: list, k: int) -> Array:
+    """Coefficient `k ≥ 1` of `y` where `y' = g x'`."""
+    return _sum(
+        _scale(mode.mul(x[j], j, g[k - j], k - j), j / k) for j in range(1, k + 1)
+    )
+
+
+def _exp_coeffs(mode, x):
+    y = [jnp.exp(x[0])]
+    for k in range(1, mode.order + 1):
+        y.append(_integrate(mode, x, y, k))
+    return y
+
+
+def _tanh_coeffs(mode, x):
+    y = [jnp.tanh(x[0])]
+    g = [1 - y[0] ** 2]
+    for k in range(1, mode.order + 1):
+        y.append(_integrate(mode, x, g, k))
+        if k < mode.order:
+            g.append(-mode.cauchy(y, y, k))
+    return y
+
+
+def _logistic_coeffs(mode, x):
+    y = [jax.nn.sigmoid(x[0])]
+    g = [y[0] * (1 - y[0])]
+    for k in range(1, mode.order + 1):
+        y.append(_integrate(mode, x, g, k))
+        if k < mode.order:
+            g.append(y[k] - mode.cauchy(y, y, k))
+    return y
+
+
+def _sin_cos_coeffs(mode, x, hyperbolic=False):
+    s = [jnp.sinh(x[0]) if hyperbolic else jnp.sin(x[0])]
+    c = [jnp.cosh(x[0]) if hyperbolic else jnp.cos(x[0])]
+    sign = 1 if hyperbolic else -1
+    for k in range(1, mode.order + 1):
+        s.append(_integrate(mode, x, c, k))
+        c.append(sign * _integrate(mode, x, s, k))
+    return s, c
+
+
+def _log_coeffs(mode, x, one_plus=False):
+    x0 = 1 + x[0] if one_plus else x[0]
+    y = [jnp.log1p(x[0]) if one_plus else jnp.log(x0)]
+    for k in range(1, mode.order + 1):
+        acc = _sum(
+            _scale(mode.mul(y[j], j, x[k - j], k - j), j / k) for j in range(1, k)
+        )
+        y.append((x[k] - acc) / x0)
+    return y
+
+
+def _expm1_coeffs(mode, x):
+    # g = exp(x) = y + 1 drives the recurrence; only the primal differs.
+    return [jnp.expm1(x[0]), *_exp_coeffs(mode, x)[1:]]
+
+
+def _power_coeffs(mode, x, a):
+    """`x ** a` for a constant real `a` (needs `x0 ≠ 0` beyond order 0)."""
+    y = [x[0] ** a]
+    for k in range(1, mode.order + 1):
+        acc = _sum(
+            mode.mul(x[j], j, y[k - j], k - j) * (a * j - (k - j))
+            for j in range(1, k + 1)
+        )
+        y.append(acc / (k * x[0]))
+    return y
+
+
+def _sqrt_coeffs(mode, x):
+    y = [jnp.sqrt(x[0])]
+    for k in range(1, mode.order + 1):
+        acc = _sum(mode.mul(y[j], j, y[k - j], k - j) for j in range(1, k))
+        y.append((x[k] - acc) / (2 * y[0]))
+    return y
+
+
+def _div_coeffs(mode, x, y):
+    z = [x[0] / y[0]]
+    for k in range(1, mode.order + 1):
+        acc = _sum(mode.mul(z[j], j, y[k - j], k - j) for j in range(k))
+        z.append((x[k] - acc) / y[0])
+    return z
+
+
+def _product_coeffs(mode, x, y, op=operator.mul):
+    return [mode.cauchy(x, y, k, op) for k in range(mode.order + 1)]
+
+
+def _int_pow_coeffs(mode, x, n):
+    if n == 0:
+        return [jnp.ones_like(x[0])] + [jnp.zeros_like(c) for c in x[1:]]
+    if n < 0:
+        p = _int_pow_coeffs(mode, x, -n)
+        one = [jnp.ones_like(p[0])] + [jnp.zeros_like(c) for c in p[1:]]
+        return _div_coeffs(mode, one, p)
+    result, base = None, x
+    while n:
+        if n & 1:
+            result = base if result is None else _product_coeffs(mode, result, base)
+        n >>= 1
+        if n:
+            base = _product_coeffs(mode, base, base)
+    return result
+
+
+def _erf_coeffs(mode, x):
+    minus_sq = [-c for c in _product_coeffs(mode, x, x)]
+    g = [c * (2 / math.sqrt(math.pi)) for c in _exp_coeffs(mode, minus_sq)]
+    y = [jax.scipy.special.erf(x[0])]
+    for k in range(1, mode.order + 1):
+        y.append(_integrate(mode, x, g, k))
+    return y
+
+
+# ---------------------------------------------------------------- binary rules
+
+
+def _add_rule(x, y, sign=1, **_):
+    mode = _mode_of((x, y))
+    nd = max(_ndim(x), _ndim(y))
+    if isinstance(x, TaylorSeries) and isinstance(y, TaylorSeries):
+        xc, yc = _aligned_coeffs(x, nd), _aligned_coeffs(y, nd)
+        return TaylorSeries.from_coeffs(
+            mode, [a + sign * b for a, b in zip(xc, yc, strict=True)]
+        )
+    if isinstance(x, TaylorSeries):
+        c = _aligned_coeffs(x, nd)
+        return TaylorSeries.from_coeffs(mode, [c[0] + sign * y, *c[1:]])
+    c = _aligned_coeffs(y, nd)
+    rest = c[1:] if sign == 1 else [-d for d in c[1:]]
+    return TaylorSeries.from_coeffs(mode, [x + sign * c[0], *rest])
+
+
+def _mul_rule(x, y, **_):
+    mode = _mode_of((x, y))
+    nd = max(_ndim(x), _ndim(y))
+    if isinstance(x, TaylorSeries) and isinstance(y, TaylorSeries):
+        return TaylorSeries.from_coeffs(
+            mode, _product_coeffs(mode, _aligned_coeffs(x, nd), _aligned_coeffs(y, nd))
+        )
+    s, c = (x, y) if isinstance(x, TaylorSeries) else (y, x)
+    return TaylorSeries.from_coeffs(mode, [a * c for a in _aligned_coeffs(s, nd)])
+
+
+def _div_rule(x, y, **_):
+    mode = _mode_of((x, y))
+    nd = max(_ndim(x), _ndim(y))
+    if not isinstance(y, TaylorSeries):
+        return TaylorSeries.from_coeffs(mode, [a / y for a in _aligned_coeffs(x, nd)])
+    xc = _as_series_coeffs(mode, x, nd)
+    return TaylorSeries.from_coeffs(mode, _div_coeffs(mode, xc, _aligned_coeffs(y, nd)))
+
+
+def _pow_rule(x, y, **_):
+    mode = _mode_of((x, y))
+    nd = max(_ndim(x), _ndim(y))
+    if not isinstance(y, TaylorSeries):
+        xc = _aligned_coeffs(x, nd)
+        return TaylorSeries.from_coeffs(mode, _power_coeffs(mode, xc, y))
+    # x ** y = exp(y log x) once the exponent varies.
+    log_x = _log_coeffs(mode, _as_series_coeffs(mode, x, nd))
+    e = _product_coeffs(mode, _aligned_coeffs(y, nd), log_x)
+    return TaylorSeries.from_coeffs(mode, _exp_coeffs(mode, e))
+
+
+def _max_rule(x, y, flip=False, **_):
+    mode = _mode_of((x, y))
+    nd = max(_ndim(x), _ndim(y))
+    xc, yc = _as_series_coeffs(mode, x, nd), _as_series_coeffs(mode, y, nd)
+    x0, y0 = (yc[0], xc[0]) if flip else (xc[0], yc[0])
+    # Ties take the average, as JAX's own derivative of `max` does.
+    w = jnp.where(x0 > y0, 1.0, jnp.where(x0 < y0, 0.0, 0.5)).astype(x0.dtype)
+    return TaylorSeries.from_coeffs(
+        mode, [w * a + (1 - w) * b for a, b in zip(xc, yc, strict=True)]
+    )
+
+
+def _select_rule(pred, *cases, **_):
+    mode = _mode_of(cases)
+    series = [
+        c if isinstance(c, TaylorSeries) else TaylorSeries.lift(mode, c) for c in cases
+    ]
+
+    def select(*cs):
+        return jax.lax.select_n(pred, *cs)
+
+    return TaylorSeries(
+        [jax.vmap(select)(*cs) for cs in zip(*(c.coeffs for c in series), strict=True)],
+        mode,
+    )
+
+
+def _dot_general_rule(x, y, **params):
+    mode = _mode_of((x, y))
+
+    def op(a, b):
+        return prims.dot_general_p.bind(a, b, **params)
+
+    if isinstance(x, TaylorSeries) and isinstance(y, TaylorSeries):
+        return TaylorSeries.from_coeffs(
+            mode, _product_coeffs(mode, x.coeffs, y.coeffs, op)
+        )
+    if isinstance(x, TaylorSeries):
+        return x.map_stacked(lambda a: op(a, y))
+    (contract_x, contract_y), (batch_x, batch_y) = params["dimension_numbers"]
+    if not batch_x and len(contract_y) == len(y.shape):
+        # `W @ h`: contract with the stacked coefficients on the left, so the
+        # result comes out as `(rows, out)` without a transpose.
+        swapped = dict(params, dimension_numbers=((contract_y, contract_x), ((), ())))
+        return y.map_stacked(lambda b: prims.dot_general_p.bind(b, x, **swapped))
+    return y.map_stacked(lambda b: op(x, b))
+
+
+def _primal_only(prim: jex.Primitive) -> Callable:
+    """Derivative identically zero (`sign`, `floor`, `stop_gradient`, ...)."""
+
+    def rule(*args, **params):
+        vals = [a.primal if isinstance(a, TaylorSeries) else a for a in args]
+        return prim.bind(*vals, **params)
+
+    return rule
+
+
+def _abs_rule(x, **_):
+    sign = jnp.sign(x.primal)
+    return TaylorSeries([c * sign for c in x.coeffs], x.mode)
+
+
+def _call_rule(jaxpr_param: str) -> Callable:
+    """Recurse into a call primitive's inner jaxpr (the primal function)."""
+
+    def rule(*args, **params):
+        inner = params[jaxpr_param]
+        if isinstance(inner, jex.ClosedJaxpr):
+            return eval_taylor_jaxpr(inner.jaxpr, inner.consts, args)
+        return eval_taylor_jaxpr(inner, [], args)
+
+    return rule
+
+
+# ---------------------------------------------------------------- registrations
+
+for _p in [
+    prims.neg_p,
+    prims.reshape_p,
+    prims.broadcast_in_dim_p,
+    prims.convert_element_type_p,
+    prims.squeeze_p,
+    prims.concatenate_p,
+    prims.reduce_sum_p,
+    prims.transpose_p,
+    prims.rev_p,
+    prims.copy_p,
+    prims.cumsum_p,
+    prims.add_jaxvals_p,
+    prims.reduce_precision_p,
+    prims.pad_p,
+]:
+    register_taylor_rule(_p, _linear(_p))
+# `jnp.stack` binds primitives that `jax.extend` does not export (yet); look
+# them up defensively so that a JAX without them still imports this module.
+try:
+    from jax._src.lax import lax as _lax_internal
+except ImportError:  # pragma: no cover
+    _lax_internal = None
+for _name in ["stack_p", "unstack_p"]:
+    _p = getattr(_lax_internal, _name, None)
+    if _p is not None:
+        register_taylor_rule(_p, _linear(_p))
+for _p in [prims.slice_p, prims.dynamic_slice_p, prims.gather_p]:
+    register_taylor_rule(_p, _linear(_p, n_linear=1))
+for _p in [
+    prims.sign_p,
+    prims.floor_p,
+    prims.ceil_p,
+    prims.round_p,
+    prims.stop_gradient_p,
+]:
+    register_taylor_rule(_p, _primal_only(_p))
+register_taylor_rule(prims.jit_p, _call_rule("jaxpr"))
+register_taylor_rule(prims.closed_call_p, _call_rule("call_jaxpr"))
+register_taylor_rule(prims.custom_jvp_call_p, _call_rule("call_jaxpr"))
+register_taylor_rule(prims.custom_vjp_call_p, _call_rule("call_jaxpr"))
+register_taylor_rule(prims.remat_p, _call_rule("jaxpr"))
+
+register_taylor_rule(prims.add_p, _add_rule)
+register_taylor_rule(prims.sub_p, lambda x, y, **_: _add_rule(x, y, sign=-1))
+register_taylor_rule(prims.mul_p, _mul_rule)
+register_taylor_rule(prims.div_p, _div_rule)
+register_taylor_rule(prims.pow_p, _pow_rule)
+register_taylor_rule(prims.max_p, _max_rule)
+register_taylor_rule(prims.min_p, lambda x, y, **_: _max_rule(x, y, flip=True))
+register_taylor_rule(prims.select_n_p, _select_rule)
+register_taylor_rule(prims.dot_general_p, _dot_general_rule)
+register_taylor_rule(prims.abs_p, _abs_rule)
+
+register_taylor_rule(prims.exp_p, _unary(_exp_coeffs))
+register_taylor_rule(prims.expm1_p, _unary(_expm1_coeffs))
+register_taylor_rule(prims.log_p, _unary(_log_coeffs))
+register_taylor_rule(
+    prims.log1p_p, _unary(lambda m, x: _log_coeffs(m, x, one_plus=True))
+)
+register_taylor_rule(prims.tanh_p, _unary(_tanh_coeffs))
+register_taylor_rule(prims.logistic_p, _unary(_logistic_coeffs))
+register_taylor_rule(prims.sin_p, _unary(lambda m, x: _sin_cos_coeffs(m, x)[0]))
+register_taylor_rule(prims.cos_p, _unary(lambda m, x: _sin_cos_coeffs(m, x)[1]))
+register_taylor_rule(prims.sinh_p, _unary(lambda m, x: _sin_cos_coeffs(m, x, True)[0]))
+register_taylor_rule(prims.cosh_p, _unary(lambda m, x: _sin_cos_coeffs(m, x, True)[1]))
+register_taylor_rule(prims.sqrt_p, _unary(_sqrt_coeffs))
+register_taylor_rule(prims.rsqrt_p, _unary(lambda m, x: _power_coeffs(m, x, -0.5)))
+register_taylor_rule(prims.square_p, _unary(lambda m, x: _int_pow_coeffs(m, x, 2)))
+register_taylor_rule(prims.integer_pow_p, _unary(_int_pow_coeffs, "y"))
+register_taylor_rule(prims.erf_p, _unary(_erf_coeffs))
+
+
+# ---------------------------------------------------------------- interpreter
+
+
+def _is_float(aval) -> bool:
+    return jnp.issubdtype(aval.dtype, jnp.inexact)
+
+
+def _missing_rule(prim: jex.Primitive) -> DerivativeError:
+    return DerivativeError(
+        f"The Taylor scheme has no rule for the JAX primitive `{prim.name}`. "
+        "Register one with `symml.derivatives.register_taylor_rule(primitive, rule)`, "
+        "or choose another scheme (`Forward()`, `Reverse()`) for this function."
+    )
+
+
+def eval_taylor_jaxpr(jaxpr: jex.Jaxpr, consts: Sequence, args: Sequence) -> list:
+    """Evaluate `jaxpr` on a mix of [`TaylorSeries`][] and arrays.
+
+    Values that do not depend on a series are computed with the primitives
+    themselves (so they stay differentiable by an outer `jax.grad`); a primitive
+    touching a series dispatches to its rule in `TAYLOR_RULES`.
+    """
+    env: dict = {}
+
+    def read(v):
+        return v.val if isinstance(v, jex.Literal) else env[v]
+
+    for v, c in zip(jaxpr.constvars, consts, strict=True):
+        env[v] = c
+    for v, a in zip(jaxpr.invars, args, strict=True):
+        env[v] = a
+    for eqn in jaxpr.eqns:
+        invals = [read(v) for v in eqn.invars]
+        prim = eqn.primitive
+        if not any(isinstance(v, TaylorSeries) for v in invals):
+            outs = prim.bind(*invals, **prim.get_bind_params(eqn.params))
+        elif not any(_is_float(v.aval) for v in eqn.outvars):
+            # Comparisons, integer casts: no derivative, evaluate on primals.
+            primals = [v.primal if isinstance(v, TaylorSeries) else v for v in invals]
+            outs = prim.bind(*primals, **prim.get_bind_params(eqn.params))
+        else:
+            rule = TAYLOR_RULES.get(prim)
+            if rule is None:
+                raise _missing_rule(prim)
+            outs = rule(*invals, **eqn.params)
+        if not prim.multiple_results:
+            outs = [outs]
+        for v, o in zip(eqn.outvars, outs, strict=True):
+            env[v] = o
+    return [read(v) for v in jaxpr.outvars]
