@@ -128,7 +128,8 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    steps, lbfgs_steps = (300, 50) if args.quick else (3000, 300)
+    steps, lbfgs_steps = (200, 0) if args.quick else (3000, 300)
+    refit_steps = 30 if args.quick else 200
 
     # -- declare ---------------------------------------------------------------
     t = sp.Symbol("t")
@@ -155,7 +156,7 @@ def main(argv=None) -> dict:
     # -- discover and refit --------------------------------------------------------
     found = sm.discover(result, library=sm.PolynomialLibrary(degree=3))
     refit = sm.fit(
-        found.trainable_model(), data, seed=args.seed, steps=0, lbfgs_steps=200
+        found.trainable_model(), data, seed=args.seed, steps=0, lbfgs_steps=refit_steps
     )
     coefficients = {str(c): v for c, v in refit.parameter_values().items()}
     recovered_exprs = {}

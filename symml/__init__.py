@@ -27,6 +27,12 @@ from .discover import (
     discover as discover,
     sparse_regression as sparse_regression,
 )
+from .discretize import (
+    DiscretizedModel as DiscretizedModel,
+    MOLSolution as MOLSolution,
+    discretize as discretize,
+    solve as solve,
+)
 from .dsl import (
     Field as Field,
     Model as Model,

@@ -74,18 +74,20 @@ def run_phases(
     *,
     progress: Progress,
     on_failure: Callable,
-    callback: Callable | None = None,
+    update: Callable | None = None,
     start: dict | None = None,
 ):
     """Run each phase in turn on `loss_fn(trainable, static) -> (loss, terms)`.
 
+    `static` is passed to the jitted steps as an argument: its arrays (data,
+    collocation points, loss weights) can change between steps without
+    recompiling. `update(phase, step, trainable, static) -> static`, if given,
+    is called before every step of a phase without line search (resampling,
+    adaptive weights); phases with a line search see a fixed loss.
+
     **Returns:** `(trainable, history)` with `history = {phase name: losses}`.
     """
     history = dict(start or {})
-
-    def value(x):
-        return loss_fn(x, static)[0]
-
     for phase in phases:
         if phase.steps <= 0:
             continue
@@ -94,11 +96,13 @@ def run_phases(
         losses = list(history.get(phase.name, []))
 
         if phase.line_search:
-            value_and_grad = optax.value_and_grad_from_state(value)
 
             @eqx.filter_jit
-            def step(x, state, opt=opt, value_and_grad=value_and_grad):
-                loss, grad = value_and_grad(x, state=state)
+            def step(x, state, static, opt=opt):
+                def value(y):
+                    return loss_fn(y, static)[0]
+
+                loss, grad = optax.value_and_grad_from_state(value)(x, state=state)
                 updates, state = opt.update(
                     grad, state, x, value=loss, grad=grad, value_fn=value
                 )
@@ -108,7 +112,7 @@ def run_phases(
         else:
 
             @eqx.filter_jit
-            def step(x, state, opt=opt):
+            def step(x, state, static, opt=opt):
                 (loss, terms), grad = eqx.filter_value_and_grad(loss_fn, has_aux=True)(
                     x, static
                 )
@@ -117,7 +121,9 @@ def run_phases(
                 return optax.apply_updates(x, updates), state, loss, terms, ok
 
         for i in range(phase.steps):
-            new, new_state, loss, terms, ok = step(trainable, state)
+            if update is not None and not phase.line_search:
+                static = update(phase.name, i, trainable, static)
+            new, new_state, loss, terms, ok = step(trainable, state, static)
             loss = float(loss)
             if not bool(ok):
                 if not terms:
@@ -138,8 +144,6 @@ def run_phases(
             losses.append(loss)
             trainable, state = new, new_state
             progress.update(phase.name, i + 1, phase.steps, loss)
-            if callback is not None:
-                callback(phase.name, i, trainable, loss)
             if (
                 phase.tolerance
                 and len(losses) > 10

@@ -1,0 +1,191 @@
+import importlib.util
+import json
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+import sympy as sp
+
+import symml as sm
+from symml.fit._sampling import sample_box
+from symml.lower import Compiler, Env, init_params
+
+t, x = sp.symbols("t x")
+
+
+def _load_example(name):
+    path = Path(__file__).parents[1] / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pinn_decay_example_quick(tmp_path):
+    summary = _load_example("pinn_decay").main(["--quick", "--out", str(tmp_path)])
+    assert summary["tanh"]["max_error"] < 1e-3
+    # relu cannot follow -y: its error stays far larger.
+    assert summary["relu"]["max_error"] > 10 * summary["tanh"]["max_error"]
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+
+
+def _burgers_loss(scheme):
+    u = sm.Field("u", [t, x], hidden=[16, 16], activation="tanh")
+    nu = 0.01 / sp.pi
+    model = sm.Model(
+        [sp.Eq(u.diff(t) + u * u.diff(x), nu * u.diff(x, 2))],
+        conditions=[sp.Eq(u.subs(t, 0), -sp.sin(sp.pi * x))],
+        domain={t: (0, 1), x: (-1, 1)},
+    )
+    eq = model.equations[0]
+    compiler = Compiler(bound=[t, x], derivatives=scheme)
+    residual = compiler((eq.lhs - eq.rhs).doit())
+    rng = np.random.default_rng(0)
+    pts = sample_box([(0, 1), (-1, 1)], 64, "uniform", rng)
+
+    def loss(params):
+        env = Env({t: pts[:, 0], x: pts[:, 1]}, params.networks, compiler.requests)
+        return jnp.mean(residual(env) ** 2)
+
+    return model, loss
+
+
+@pytest.mark.parametrize("scheme", ["reverse", "forward", "taylor"])
+def test_pinn_loss_gradient_matches_central_differences(scheme):
+    model, loss = _burgers_loss(scheme)
+    params = init_params(model, key=jr.PRNGKey(1))
+    grad = eqx.filter_grad(loss)(params)
+    arrays, static = eqx.partition(params, eqx.is_inexact_array)
+    g_arrays = eqx.filter(grad, eqx.is_inexact_array)
+    for seed in range(3):
+        keys = jr.split(jr.PRNGKey(seed), len(jax.tree.leaves(arrays)))
+        leaves, treedef = jax.tree.flatten(arrays)
+        direction = jax.tree.unflatten(
+            treedef, [jr.normal(k, a.shape) for k, a in zip(keys, leaves, strict=True)]
+        )
+
+        def along(h, direction=direction):
+            moved = jax.tree.map(lambda w, dw: w + h * dw, arrays, direction)
+            return loss(eqx.combine(moved, static))
+
+        h = 1e-4
+        # Fourth-order central difference: error O(h^4) ~ 1e-16 relative.
+        fd = (-along(2 * h) + 8 * along(h) - 8 * along(-h) + along(-2 * h)) / (12 * h)
+        ad = sum(
+            jnp.vdot(g, d)
+            for g, d in zip(
+                jax.tree.leaves(g_arrays), jax.tree.leaves(direction), strict=True
+            )
+        )
+        assert abs(float(ad) - float(fd)) <= 1e-6 * abs(float(fd))
+
+
+def test_relu_with_second_derivative_warns():
+    u = sm.Field("u", [t, x], activation="relu", hidden=[8])
+    model = sm.Model(
+        [sp.Eq(u.diff(t), u.diff(x, 2))],
+        conditions=[sp.Eq(u.subs(t, 0), sp.sin(sp.pi * x))],
+        domain={t: (0, 1), x: (0, 1)},
+    )
+    with pytest.warns(sm.ZeroDerivativeWarning, match=r"network `u`.*`relu`.*order 2"):
+        sm.fit(model, steps=1, lbfgs_steps=0, points=16, boundary_points=8)
+
+
+def test_conditions_dirichlet_neumann_and_periodic():
+    # u'' = -pi^2 sin(pi x) on [0, 1]: Dirichlet at 0, Neumann at 1
+    # (u'(1) = -pi), exact u = sin(pi x).
+    u = sm.Field("u", [x], hidden=[16, 16])
+    model = sm.Model(
+        [sp.Eq(u.diff(x, 2), -(sp.pi**2) * sp.sin(sp.pi * x))],
+        conditions=[sp.Eq(u.subs(x, 0), 0), sp.Eq(u.diff(x).subs(x, 1), -sp.pi)],
+        domain={x: (0, 1)},
+    )
+    result = sm.fit(model, points=64, steps=500, learning_rate=1e-2, lbfgs_steps=200)
+    xs = np.linspace(0, 1, 101)
+    assert np.max(np.abs(result.predict(x=xs)["u"] - np.sin(np.pi * xs))) < 1e-2
+    # Periodic: u'' = -4 pi^2 cos(2 pi x) with u(0) = u(1), u'(0) = u'(1) and
+    # u(0) = 1 pins the constant: u = cos(2 pi x).
+    v = sm.Field("v", [x], hidden=[16, 16])
+    periodic = sm.Model(
+        [sp.Eq(v.diff(x, 2), -4 * sp.pi**2 * sp.cos(2 * sp.pi * x))],
+        conditions=[
+            sp.Eq(v.subs(x, 0), v.subs(x, 1)),
+            sp.Eq(v.diff(x).subs(x, 0), v.diff(x).subs(x, 1)),
+            sp.Eq(v.subs(x, 0), 1),
+        ],
+        domain={x: (0, 1)},
+    )
+    result = sm.fit(periodic, points=64, steps=500, learning_rate=1e-2, lbfgs_steps=300)
+    assert np.max(np.abs(result.predict(x=xs)["v"] - np.cos(2 * np.pi * xs))) < 2e-2
+
+
+def test_adaptive_weights_change_and_resampling_is_seeded():
+    u = sm.Field("u", [t, x], hidden=[8])
+    model = sm.Model(
+        [sp.Eq(u.diff(t), 0.1 * u.diff(x, 2))],
+        conditions=[sp.Eq(u.subs(t, 0), sp.sin(sp.pi * x)), sp.Eq(u.subs(x, 0), 0)],
+        domain={t: (0, 1), x: (0, 1)},
+    )
+    kwargs = dict(
+        points=32,
+        boundary_points=16,
+        steps=12,
+        lbfgs_steps=0,
+        adaptive="grad_norm",
+        adapt_every=5,
+        resample_every=4,
+    )
+    a = sm.fit(model, seed=1, **kwargs)
+    b = sm.fit(model, seed=1, **kwargs)
+    assert a.weights == b.weights
+    np.testing.assert_array_equal(a.history["adam"], b.history["adam"])
+    assert a.weights["equation 0"] == 1.0
+    assert a.weights["condition 0"] != 1.0
+
+
+@pytest.mark.parametrize("method", ["grid", "uniform", "sobol", "halton"])
+def test_sampling_covers_the_box(method):
+    rng = np.random.default_rng(0)
+    pts = sample_box([(0.0, 2.0), (-1.0, 1.0)], 256, method, rng)
+    assert pts.shape[1] == 2 and 250 <= pts.shape[0] <= 300
+    assert pts[:, 0].min() >= 0 and pts[:, 0].max() <= 2
+    assert pts[:, 1].min() >= -1 and pts[:, 1].max() <= 1
+    # Every quarter of the box gets points.
+    quadrant = (pts[:, 0] > 1).astype(int) * 2 + (pts[:, 1] > 0)
+    assert np.bincount(quadrant, minlength=4).min() > 30
+
+
+def _decay():
+    y = sm.Field("y", [t], hidden=[8])
+    return y, sm.Model(
+        [sp.Eq(y.diff(t), -y)], conditions=[sp.Eq(y.subs(t, 0), 1)], domain={t: (0, 2)}
+    )
+
+
+def test_pinn_errors():
+    y, model = _decay()
+    with pytest.raises(sm.FitError, match="`sampling='magic'` is not known"):
+        sm.fit(model, sampling="magic")
+    with pytest.raises(sm.FitError, match="`adaptive='magic'` is not known"):
+        sm.fit(model, adaptive="magic")
+    with pytest.raises(sm.FitError, match="no term of the loss"):
+        sm.fit(model, weights={"boundary": 2.0})
+    with pytest.raises(sm.FitError, match="observations of fields are not supported"):
+        sm.fit(model, sm.Data([0.0, 1.0], {"y": [1.0, 0.4]}))
+    u = sm.Field("u", [t, x], hidden=[8])
+    no_x = sm.Model(
+        [sp.Eq(u.diff(t), u.diff(x))],
+        conditions=[sp.Eq(u.subs(t, 0), x)],
+        domain={t: (0, 1)},
+    )
+    with pytest.raises(sm.FitError, match="`x` has no range"):
+        sm.fit(no_x)
+    result = sm.fit(model, steps=1, lbfgs_steps=0, points=8)
+    with pytest.raises(
+        sm.FitError, match="needs every independent variable; missing t"
+    ):
+        result.predict(x=[0.0])
