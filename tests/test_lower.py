@@ -683,3 +683,26 @@ def test_network_derivative_default_scheme_and_bad_scheme(getkey):
 def test_lowering_error_is_a_value_error():
     assert issubclass(LoweringError, ValueError)
     assert issubclass(LoweringError, symml.SymmlError)
+
+
+def test_symbolic_jacobian_sparsity_matches_dense_jacobian(getkey):
+    a, b, c = symml.states("a b c", t)
+    U = symml.Unknown("U", [a, t], hidden=[4])
+    model = symml.Model(
+        [
+            sp.Eq(a.diff(t), -a + U[0]),
+            sp.Eq(b.diff(t), sp.sin(a) * b),
+            sp.Eq(c.diff(t), sp.exp(-t)),
+        ]
+    )
+    f, params = symml.lower(model, key=getkey())
+    pattern = symml.jacobian_sparsity(f).toarray()
+    dense = np.zeros_like(pattern)
+    for seed in range(3):
+        u = jr.normal(jr.PRNGKey(seed), (3,))
+        dense |= np.asarray(jax.jacfwd(f, argnums=1)(0.3, u, params)) != 0
+    np.testing.assert_array_equal(pattern, dense)
+    traced = symml.jacobian_sparsity(lambda u: f(0.3, u, params), jnp.ones(3))
+    np.testing.assert_array_equal(pattern, traced.toarray())
+    with pytest.raises(symml.SparsityError, match="needs a point `x`"):
+        symml.jacobian_sparsity(lambda u: u)

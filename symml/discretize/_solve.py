@@ -68,8 +68,8 @@ def _saveat(saveat) -> dfx.SaveAt:
 
 def solve(
     ode: DiscretizedModel,
-    y0: Float[ArrayLike, " n"],
-    t_span: tuple[float, float],
+    y0: Float[ArrayLike, " n"] | None = None,
+    t_span: tuple[float, float] | None = None,
     *,
     saveat: Any = None,
     solver: Any = "Kvaerno5",
@@ -85,8 +85,9 @@ def solve(
     **Arguments:**
 
     - `ode`: a [`DiscretizedModel`][symml.discretize.DiscretizedModel].
-    - `y0`: the flat initial state (e.g. `ode.initial_state({u: expr})`).
-    - `t_span`: `(t0, t1)`.
+    - `y0`: the flat initial state (e.g. `ode.initial_state({u: expr})`);
+      by default the model's initial conditions (`Eq(u.subs(t, 0), expr)`).
+    - `t_span`: `(t0, t1)` (required).
     - `saveat`: the save times (an array), a `diffrax.SaveAt`, or `None` for
       the final time only.
     - `solver`: a diffrax solver or its name (`"Kvaerno5"` by default: stiff).
@@ -114,7 +115,9 @@ def solve(
             "The model has unknown terms or trainable parameters, so `solve` needs "
             "`params=` (e.g. `symml.lower.init_params(model, key=key)`)."
         )
-    y0 = jnp.asarray(y0)
+    if t_span is None:
+        raise DiscretizeError("`solve` needs `t_span=(t0, t1)`.")
+    y0 = jnp.asarray(ode.initial_state(None) if y0 is None else y0)
     if y0.shape != (ode.n,):
         raise DiscretizeError(
             f"`y0` has shape {y0.shape}; expected ({ode.n},), the flat state (use "

@@ -95,7 +95,8 @@ class CompiledRHS:
             derivatives=scheme,
         )
         subs = dict(zip(model.state_vector, self._states, strict=True))
-        self._rhs = compile_exprs([e.xreplace(subs) for e in model.rhs], compiler)
+        self._expressions = [e.xreplace(subs) for e in model.rhs]
+        self._rhs = compile_exprs(self._expressions, compiler)
         self._requests = compiler.requests
         self._inputs = {
             u.name: compile_exprs([i.xreplace(subs) for i in u.inputs], compiler)
@@ -116,6 +117,22 @@ class CompiledRHS:
         return jnp.stack(
             [jnp.broadcast_to(jnp.asarray(r(env), u.dtype), ()) for r in self._rhs]
         )
+
+    def jacobian_sparsity(self):
+        """The `(n, n)` boolean pattern of `d f / d u`, exact from the symbolic
+        structure: entry `(i, j)` is set when the right-hand side of state `i`
+        involves state `j` (network terms depend on their declared inputs)."""
+        import scipy.sparse as ssp
+
+        n = len(self._states)
+        rows, cols = [], []
+        for i, expr in enumerate(self._expressions):
+            for j, s in enumerate(self._states):
+                if s in expr.free_symbols:
+                    rows.append(i)
+                    cols.append(j)
+        data = [True] * len(rows)
+        return ssp.csr_matrix((data, (rows, cols)), shape=(n, n), dtype=bool)
 
     def unknown_values(
         self, t: Scalar, u: Float[Array, " n"], params: Params

@@ -66,8 +66,16 @@ def _run(closed, x, hessian: bool) -> list[DependencySets | None]:
     return propagate(closed, in_deps, fns, n=n, hessian=hessian)
 
 
-def jacobian_sparsity(fn: Callable, x: ArrayLike, *args: Any) -> ssp.csr_matrix:
+def jacobian_sparsity(
+    fn: Callable, x: ArrayLike | None = None, *args: Any
+) -> ssp.csr_matrix:
     """The global sparsity pattern of the Jacobian of `fn` with respect to `x`.
+
+    For a lowered system (a [`CompiledRHS`][symml.CompiledRHS] or a
+    [`DiscretizedModel`][symml.DiscretizedModel]) called without `x`, the
+    pattern is exact from the symbolic structure: which states each
+    right-hand side uses, network terms depending on their declared inputs.
+    Otherwise:
 
     Index sets are propagated through the jaxpr of `fn` (no derivative is
     evaluated). The pattern is *global*: it does not depend on the values of
@@ -91,6 +99,15 @@ def jacobian_sparsity(fn: Callable, x: ArrayLike, *args: Any) -> ssp.csr_matrix:
     total size of the outputs (leaves flattened and concatenated in pytree
     order); entry `(i, j)` is true if output `i` may depend on input `j`.
     """
+    if x is None:
+        symbolic = getattr(fn, "jacobian_sparsity", None)
+        if symbolic is None:
+            raise SparsityError(
+                "`jacobian_sparsity` needs a point `x` to trace `fn` at (any value "
+                "of the right shape and dtype); only lowered systems (`symml.lower`,"
+                " `symml.discretize`) know their pattern without one."
+            )
+        return symbolic()
     x, closed, out_leaves = _trace(fn, x, args, "jacobian_sparsity")
     outs = _run(closed, x, hessian=False)
     blocks = []
