@@ -174,3 +174,16 @@ def test_lotka_volterra_example_quick(tmp_path):
     assert summary["wall_time_seconds"] > 0
     assert (tmp_path / "equations.tex").read_text().startswith("\\begin{aligned}")
     assert (tmp_path / "fit.png").stat().st_size > 10_000
+
+
+def test_multiple_shooting_recovers_a_parameter_and_joins_segments():
+    (x,) = sm.states("x", t)
+    k = sp.Symbol("k")
+    model = sm.Model([sp.Eq(x.diff(t), -k * x)], parameters={k: sm.trainable(0.2)})
+    ts, xs = _decay_data()
+    result = sm.fit(model, sm.Data(ts, {x: xs}), shooting=4, phases=[sm.lbfgs(200)])
+    assert result.parameter_values()[k] == pytest.approx(0.7, rel=1e-4)
+    # The continuity term is part of the loss, and it has been driven to zero.
+    assert result.final_loss < 1e-8
+    with pytest.raises(sm.FitError, match="`shooting=40` segments do not fit"):
+        sm.fit(model, sm.Data(ts, {x: xs}), shooting=40)

@@ -24,6 +24,12 @@ def fit(model: Model, data=None, **options):
       `atol`, `adjoint` (`"recursive"`, `"backsolve"`, `"direct"` or a diffrax
       adjoint), `max_steps`: the ODE solve inside the loss.
     - `initial`: `{state: value}` initial guesses of unobserved states.
+    - `shooting`: split each trajectory into this many segments (multiple
+      shooting): each segment starts from a trainable state, initialised from
+      the data, and `continuity` (default 10) weighs the mismatch between a
+      segment's end and the next one's start. It makes long or oscillatory
+      trajectories easier to fit; `None` (the default) solves each trajectory
+      in one piece.
     - `progress`: show a progress line (default: only on a terminal).
 
     Physics-informed fits (models with fields) take instead: `derivatives`

@@ -22,6 +22,7 @@ from ._result import FitResult, SolverOptions
 class _Trainable(eqx.Module):
     params: Params
     initial: tuple  # the unobserved entries of each trajectory's initial state
+    nodes: tuple = ()  # multiple shooting: per trajectory, (segments - 1, n)
 
 
 class _Static(eqx.Module):
@@ -35,6 +36,19 @@ class _Static(eqx.Module):
     ts: tuple
     ys: tuple  # per trajectory: observations (T, n_observed)
     scale: jax.Array  # per state: normalisation of its squared error
+    units: dict  # per trainable parameter: the unit it is optimised in
+    # Multiple shooting: per trajectory, the time indices where segments start
+    # (and the last index); a single segment is a plain solve.
+    segments: tuple = eqx.field(static=True, default=())
+    state_of: tuple = eqx.field(static=True, default=())  # flat index -> state
+    continuity: float = eqx.field(static=True, default=0.0)
+
+
+def _with_units(params: Params, units: dict, *, divide: bool = False) -> Params:
+    """`params` with each trainable value multiplied (or divided) by its unit."""
+    op = jnp.divide if divide else jnp.multiply
+    values = {k: op(v, units[k]) for k, v in params.values.items()}
+    return Params(values, params.networks)
 
 
 def _solver(solver) -> dfx.AbstractSolver:
@@ -160,24 +174,61 @@ def _loss(x: _Trainable, s: _Static):
     n = len(s.names)
     per_state = jnp.zeros(n, s.scale.dtype)
     counts = jnp.zeros(n, s.scale.dtype)
+    continuity = jnp.zeros((), s.scale.dtype)
     failed = jnp.asarray(False)
+    params = _with_units(x.params, s.units)
     for j in range(len(s.ts)):
         y0 = s.y0[j]
         if s.free[j]:
             y0 = y0.at[np.asarray(s.free[j])].set(x.initial[j])
-        sol = s.options.solve(s.rhs, x.params, y0, s.ts[j])
-        err = (sol.ys[:, np.asarray(s.observed[j])] - s.ys[j]) ** 2
+        bounds = s.segments[j] if s.segments else (0, len(s.ts[j]) - 1)
+        starts = [y0, *(x.nodes[j] if s.segments else ())]
         owner = np.asarray(s.owner[j])
-        per_state += jax.ops.segment_sum(jnp.sum(err, axis=0), owner, n)
-        counts += np.bincount(owner, minlength=n) * err.shape[0]
-        failed = failed | (sol.result != dfx.RESULTS.successful)
+        observed = np.asarray(s.observed[j])
+        for k in range(len(bounds) - 1):
+            a, b = bounds[k], bounds[k + 1]
+            sol = s.options.solve(s.rhs, params, starts[k], s.ts[j][a : b + 1])
+            failed = failed | (sol.result != dfx.RESULTS.successful)
+            last = k == len(bounds) - 2
+            # A segment's end point is the next segment's (trainable) start.
+            stop = b + 1 if last else b
+            err = (sol.ys[: stop - a, observed] - s.ys[j][a:stop]) ** 2
+            per_state += jax.ops.segment_sum(jnp.sum(err, axis=0), owner, n)
+            counts += np.bincount(owner, minlength=n) * err.shape[0]
+            if not last:
+                scale = s.scale[np.asarray(s.state_of)]
+                gap = (sol.ys[-1] - starts[k + 1]) ** 2 / scale
+                continuity += jnp.mean(gap)
     observed = counts > 0
     terms = jnp.where(observed, per_state / jnp.maximum(counts, 1) / s.scale, 0.0)
     loss = jnp.sum(terms) / jnp.sum(observed)
+    extra = {}
+    if s.segments:
+        extra["continuity"] = s.continuity * continuity
+        loss = loss + extra["continuity"]
     loss = jnp.where(failed, jnp.inf, loss)
-    return loss, {name: terms[i] for i, name in enumerate(s.names)} | {
+    return loss, {name: terms[i] for i, name in enumerate(s.names)} | extra | {
         "solver": jnp.where(failed, jnp.inf, 0.0)
     }
+
+
+def _shooting_nodes(segments: int, ts, ys, y0, observed, free, free_init, dtype):
+    """Segment bounds (time indices) and initial node states for one trajectory:
+    observed entries from the data at each node, the others from `initial`."""
+    size = len(ts)
+    if segments < 2 or segments > size - 1:
+        raise FitError(
+            f"`shooting={segments}` segments do not fit a trajectory of {size} "
+            f"times; use between 2 and {size - 1}, or `shooting=None`."
+        )
+    bounds = tuple(int(round(b)) for b in np.linspace(0, size - 1, segments + 1))
+    nodes = []
+    for b in bounds[1:-1]:
+        node = jnp.asarray(y0, dtype).at[np.asarray(observed)].set(ys[b])
+        if free:
+            node = node.at[np.asarray(free)].set(free_init)
+        nodes.append(node)
+    return bounds, jnp.stack(nodes)
 
 
 def fit_ude(
@@ -195,6 +246,8 @@ def fit_ude(
     adjoint=None,
     max_steps: int = 4096,
     initial: dict | None = None,
+    shooting: int | None = None,
+    continuity: float = 10.0,
     derivatives=None,
     dtype=None,
     progress: bool | None = None,
@@ -214,8 +267,27 @@ def fit_ude(
     free, observed, owner, y0s, ts, ys, free_init, scale = _prepare(
         layout, datasets, initial, dtype
     )
+    # Trainable parameters are optimised in units of their initial magnitude:
+    # Adam moves every variable by about the learning rate per step, which
+    # would push a parameter of size 0.01 (a diffusion coefficient) through
+    # zero within a few steps; in these units a step is a fraction of it.
+    units = {
+        k: jnp.asarray(float(abs(v)) if float(v) != 0 else 1.0, dtype)
+        for k, v in params.values.items()
+    }
     if not any(observed):
         raise DataError("The data observe no state of the model.")
+    segments, nodes = (), ()
+    if shooting is not None:
+        shot = [
+            _shooting_nodes(shooting, *args, dtype)
+            for args in zip(ts, ys, y0s, observed, free, free_init, strict=True)
+        ]
+        segments = tuple(b for b, _ in shot)
+        nodes = tuple(n for _, n in shot)
+    state_of = np.zeros(layout.n, int)
+    for i, name in enumerate(layout.names):
+        state_of[layout.index[name]] = i
     static = _Static(
         rhs,
         options,
@@ -227,8 +299,14 @@ def fit_ude(
         tuple(ts),
         tuple(ys),
         scale,
+        units,
+        segments,
+        tuple(state_of.tolist()),
+        float(continuity),
     )
-    trainable = _Trainable(params, tuple(free_init))
+    trainable = _Trainable(
+        _with_units(params, units, divide=True), tuple(free_init), nodes
+    )
     if phases is None:
         phases = [adam(steps, learning_rate), lbfgs(lbfgs_steps)]
     start = time.perf_counter()
@@ -241,7 +319,7 @@ def fit_ude(
         return FitResult(
             model,
             rhs,
-            x.params,
+            _with_units(x.params, units),
             initial_states,
             tuple(datasets),
             history,

@@ -56,9 +56,26 @@ def init_params(
     for k, f in zip(keys[len(model.unknowns) :], model.fields, strict=False):
         spec = f.func.spec
         networks[spec.name] = make_network(
-            len(f.args), 1, spec.hidden, spec.activation, key=k, dtype=dtype
+            len(f.args),
+            1,
+            spec.hidden,
+            spec.activation,
+            key=k,
+            dtype=dtype,
+            in_range=_field_range(f.args, model.domain),
         )
     return Params(values, networks)
+
+
+def _field_range(variables, domain) -> tuple[list[float], list[float]] | None:
+    """The input range of a field's network: its variables' domain, so that a
+    field on t ∈ [0, 100] sees inputs in [-1, 1]. A variable without a domain is
+    passed through unscaled (the range (-1, 1) is the identity map)."""
+    if not any(v in domain for v in variables):
+        return None
+    lower = [float(domain[v][0]) if v in domain else -1.0 for v in variables]
+    upper = [float(domain[v][1]) if v in domain else 1.0 for v in variables]
+    return lower, upper
 
 
 class CompiledRHS:
