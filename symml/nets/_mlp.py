@@ -1,9 +1,9 @@
 import math
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._activations import Activation, get_activation
@@ -27,8 +27,9 @@ class MLP(eqx.Module):
     weights: list[Float[Array, "out in"]]
     biases: list[Float[Array, " out"]]
     activation: Activation = eqx.field(static=True)
-    in_shift: Float[Array, " in"] | None = None
-    in_scale: Float[Array, " in"] | None = None
+    # Static (not leaves): fixed by the declaration, never seen by optimisers.
+    in_shift: tuple[float, ...] | None = eqx.field(static=True, default=None)
+    in_scale: tuple[float, ...] | None = eqx.field(static=True, default=None)
 
     @property
     def in_size(self) -> int:
@@ -41,10 +42,10 @@ class MLP(eqx.Module):
     def __call__(self, x: Float[Array, " in"]) -> Float[Array, " out"]:
         h = x
         if self.in_shift is not None:
-            # The input map is fixed by the declaration, never trained.
-            shift = jax.lax.stop_gradient(self.in_shift)
-            scale = jax.lax.stop_gradient(self.in_scale)
-            h = (h - shift) / scale
+            dtype = self.weights[0].dtype
+            h = (h - jnp.asarray(self.in_shift, dtype)) / jnp.asarray(
+                self.in_scale, dtype
+            )
         for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
             h = self.activation(w @ h + b)
         return self.weights[-1] @ h + self.biases[-1]
@@ -88,8 +89,8 @@ def make_network(
     if in_range is None:
         shift = scale = None
     else:
-        lo = jnp.asarray(in_range[0], dtype).reshape(in_size)
-        hi = jnp.asarray(in_range[1], dtype).reshape(in_size)
-        shift = (lo + hi) / 2
-        scale = jnp.where(hi > lo, (hi - lo) / 2, 1.0).astype(dtype)
+        lo = np.broadcast_to(np.asarray(in_range[0], float), (in_size,))
+        hi = np.broadcast_to(np.asarray(in_range[1], float), (in_size,))
+        shift = tuple(float(v) for v in (lo + hi) / 2)
+        scale = tuple(float(v) for v in np.where(hi > lo, (hi - lo) / 2, 1.0))
     return MLP(weights, biases, get_activation(activation), shift, scale)
