@@ -26,9 +26,7 @@ import numpy as np  # noqa: E402
 import sympy as sp  # noqa: E402
 
 import symml as sm  # noqa: E402
-from symml.fit._result import SolverOptions  # noqa: E402
-from symml.fit._ude import _loss, _prepare, _Static, _Trainable  # noqa: E402
-from symml.lower import CompiledRHS, init_params  # noqa: E402
+from symml.fit._ude import _loss, build_loss  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from lotka_volterra import ALPHA, DELTA, make_data  # noqa: E402
@@ -61,25 +59,11 @@ def main(argv=None):
     )
     _, ts, noisy = make_data(0)
     data = sm.Data(ts, {x: noisy[:, 0], y: noisy[:, 1]})
-    options = SolverOptions(
-        dfx.Tsit5(), 1e-6, 1e-8, dfx.RecursiveCheckpointAdjoint(), 4096
-    )
-    params = init_params(model, key=jax.random.PRNGKey(0), final_scale=0.1)
-    free, observed, y0s, tss, ys, free_init, scale = _prepare(
-        model, [data], None, jnp.float64
-    )
-    static = _Static(
-        CompiledRHS(model),
-        options,
-        model.state_names,
-        tuple(free),
-        tuple(observed),
-        tuple(y0s),
-        tuple(tss),
-        tuple(ys),
-        scale,
-    )
-    symml_x = _Trainable(params, tuple(free_init))
+    # The loss exactly as `symml.fit` builds and trains it.
+    _, _, _, _, symml_x, static, (y0s, _, _) = build_loss(model, [data], seed=0)
+    params = symml_x.params
+    scale = static.scale
+    tss, ys = static.ts, static.ys
 
     net = params.networks["U"]
     hand = HandMLP([(w, b) for w, b in zip(net.weights, net.biases, strict=True)])

@@ -231,15 +231,11 @@ def _shooting_nodes(segments: int, ts, ys, y0, observed, free, free_init, dtype)
     return bounds, jnp.stack(nodes)
 
 
-def fit_ude(
+def build_loss(
     system,
-    data,
+    datasets: list[Data],
     *,
     seed: int = 0,
-    steps: int = 1000,
-    learning_rate: float = 3e-3,
-    lbfgs_steps: int = 500,
-    phases: list[Phase] | None = None,
     solver=None,
     rtol: float = 1e-6,
     atol: float = 1e-8,
@@ -250,10 +246,9 @@ def fit_ude(
     continuity: float = 10.0,
     derivatives=None,
     dtype=None,
-    progress: bool | None = None,
-) -> FitResult:
-    """Fit an ODE system (a `Model` of ODEs, or a discretised PDE) to data."""
-    datasets = as_datasets(data)
+):
+    """Everything `fit_ude` optimises: `_loss(trainable, static)` is the loss.
+    Also used by `benchmarks/ude_overhead.py`, which times exactly this loss."""
     if dtype is None:
         dtype = jnp.zeros(()).dtype
     options = SolverOptions(_solver(solver), rtol, atol, _adjoint(adjoint), max_steps)
@@ -306,6 +301,47 @@ def fit_ude(
     )
     trainable = _Trainable(
         _with_units(params, units, divide=True), tuple(free_init), nodes
+    )
+    return model, rhs, options, layout, trainable, static, (y0s, free, units)
+
+
+def fit_ude(
+    system,
+    data,
+    *,
+    seed: int = 0,
+    steps: int = 1000,
+    learning_rate: float = 3e-3,
+    lbfgs_steps: int = 500,
+    phases: list[Phase] | None = None,
+    solver=None,
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    adjoint=None,
+    max_steps: int = 4096,
+    initial: dict | None = None,
+    shooting: int | None = None,
+    continuity: float = 10.0,
+    derivatives=None,
+    dtype=None,
+    progress: bool | None = None,
+) -> FitResult:
+    """Fit an ODE system (a `Model` of ODEs, or a discretised PDE) to data."""
+    datasets = as_datasets(data)
+    model, rhs, options, layout, trainable, static, (y0s, free, units) = build_loss(
+        system,
+        datasets,
+        seed=seed,
+        solver=solver,
+        rtol=rtol,
+        atol=atol,
+        adjoint=adjoint,
+        max_steps=max_steps,
+        initial=initial,
+        shooting=shooting,
+        continuity=continuity,
+        derivatives=derivatives,
+        dtype=dtype,
     )
     if phases is None:
         phases = [adam(steps, learning_rate), lbfgs(lbfgs_steps)]
