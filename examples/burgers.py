@@ -23,10 +23,8 @@ space–time images; slices at t = 0.25, 0.5, 0.75) to `--out`.
 
 import argparse
 import json
-import os
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import jax
@@ -39,6 +37,7 @@ import sympy as sp  # noqa: E402
 from scipy.special import roots_hermite  # noqa: E402
 
 import symml as sm  # noqa: E402
+from symml.export import atomic_write  # noqa: E402
 
 NU = 0.01 / np.pi
 SLICES = (0.25, 0.5, 0.75)
@@ -135,19 +134,6 @@ def cole_hopf(t: np.ndarray, x: np.ndarray, *, nodes: int = 200) -> np.ndarray:
         exponent = np.log(w) - np.cos(np.pi * y) / (2 * np.pi * NU)
     p = np.exp(exponent - exponent.max(axis=-1, keepdims=True))
     return -np.sum(np.sin(np.pi * y) * p, axis=-1) / np.sum(p, axis=-1)
-
-
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Write via a temporary file in the same folder, then rename: a crash
-    never leaves a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def reference(

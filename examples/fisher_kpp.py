@@ -24,8 +24,6 @@ the truth) but still cheaper than implicit ones.
 
 import argparse
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -38,6 +36,7 @@ import numpy as np  # noqa: E402
 import sympy as sp  # noqa: E402
 
 import symml as sm  # noqa: E402
+from symml.export import atomic_write  # noqa: E402
 
 R, D_TRUE = 1.0, 0.01
 D_GUESS = 0.05
@@ -89,19 +88,6 @@ def make_data(seed: int, t_end: float = T_END):
 
 def relative_l2(a, b) -> float:
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
-
-
-def atomic_write(path: Path, write) -> None:
-    """Write via a temporary file in the same folder, then rename: a crash
-    never leaves a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def save_figure(fig, path: Path) -> None:

@@ -15,8 +15,6 @@ along one orbit, the recovered equations describe the whole phase plane.
 
 import argparse
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +28,7 @@ import numpy as np  # noqa: E402
 import sympy as sp  # noqa: E402
 
 import symml as sm  # noqa: E402
+from symml.export import atomic_write  # noqa: E402
 
 ALPHA, BETA, GAMMA, DELTA = 1.3, 0.9, 0.8, 1.8
 T_DATA, T_EXTRAPOLATE, DT = 5.0, 10.0, 0.25
@@ -66,19 +65,6 @@ def make_data(seed: int):
 
 def relative_l2(a, b) -> float:
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
-
-
-def atomic_write(path: Path, write) -> None:
-    """Write via a temporary file in the same folder, then rename: a crash
-    never leaves a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def plot(path, ts, data, dense, truth, ude_fit, recovered, node, new):

@@ -1,7 +1,6 @@
 """LaTeX of models, equations and expressions: a sympy `LatexPrinter` subclass."""
 
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from sympy.printing.latex import LatexPrinter
 
 from .._errors import ExportError
 from ..dsl import FieldFunction, Model, StateFunction, UnknownOutput
+from ._files import write_text
 
 # The functions printed by name. sympy dispatches on the class's own name
 # first, so a state called `gamma` would otherwise reach `_print_gamma` (the
@@ -217,20 +217,4 @@ def write_latex(
     The path written.
     """
     text = to_latex(obj, digits=digits, aligned=aligned, values=values) + "\n"
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise ExportError(
-            f"Cannot write `{path}`: the directory `{path.parent}` does not exist; "
-            "create it first."
-        )
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text(path, text)
