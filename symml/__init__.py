@@ -44,6 +44,7 @@ from .export import to_latex as to_latex, write_latex as write_latex
 from .fit import (
     Data as Data,
     FitResult as FitResult,
+    Penalty as Penalty,
     Phase as Phase,
     adam as adam,
     fit as fit,

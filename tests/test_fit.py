@@ -187,3 +187,74 @@ def test_multiple_shooting_recovers_a_parameter_and_joins_segments():
     assert result.final_loss < 1e-8
     with pytest.raises(sm.FitError, match="`shooting=40` segments do not fit"):
         sm.fit(model, sm.Data(ts, {x: xs}), shooting=40)
+
+
+def test_penalty_on_a_derivative_of_an_unknown():
+    import equinox as eqx
+    import jax
+
+    from symml.fit._ude import _loss, build_loss
+
+    model, data, U = _small_ude()
+    x, y = model.states
+    penalty = sm.Penalty(
+        U[0].diff(x) ** 2 + U[1].diff(y) ** 2,
+        over={x: (0.0, 3.0), y: (0.0, 3.0)},
+        weight=0.5,
+        points=64,
+    )
+    for scheme in ("forward", "taylor"):
+        _, _, _, _, trainable, static, _ = build_loss(
+            model, [data], penalties=[penalty], derivatives=scheme
+        )
+        (compiled,) = static.penalties
+
+        # The penalty's value: the mean of the squared input derivatives of the
+        # network at the sample points, weighted.
+        net = trainable.params.networks["U"]
+        jac = jax.vmap(jax.jacfwd(net))(compiled.points)
+        expected = 0.5 * np.mean(jac[:, 0, 0] ** 2 + jac[:, 1, 1] ** 2)
+        assert float(compiled(trainable.params)) == pytest.approx(expected, rel=1e-12)
+        assert float(_loss(trainable, static)[1]["penalty 0"]) == pytest.approx(
+            expected, rel=1e-12
+        )
+
+        # Its gradient with respect to the weights, against central differences.
+        grad = eqx.filter_grad(compiled)(trainable.params)
+        arrays, rest = eqx.partition(trainable.params, eqx.is_inexact_array)
+        leaves, treedef = jax.tree.flatten(arrays)
+        rng = np.random.default_rng(0)
+        direction = jax.tree.unflatten(
+            treedef, [jnp.asarray(rng.standard_normal(a.shape)) for a in leaves]
+        )
+
+        def along(h, direction=direction, arrays=arrays, rest=rest, compiled=compiled):
+            moved = jax.tree.map(lambda w, dw: w + h * dw, arrays, direction)
+            return float(compiled(eqx.combine(moved, rest)))
+
+        h = 1e-4
+        fd = (-along(2 * h) + 8 * along(h) - 8 * along(-h) + along(-2 * h)) / (12 * h)
+        ad = sum(
+            float(jnp.vdot(g, d))
+            for g, d in zip(
+                jax.tree.leaves(eqx.filter(grad, eqx.is_inexact_array)),
+                jax.tree.leaves(direction),
+                strict=True,
+            )
+        )
+        assert ad == pytest.approx(fd, rel=1e-6)
+
+
+def test_penalty_errors():
+    model, data, U = _small_ude()
+    x, y = model.states
+    with pytest.raises(sm.FitError, match="which `over=` gives no range"):
+        sm.fit(model, data, penalties=[sm.Penalty(U[0].diff(x) ** 2, over={x: (0, 1)})])
+    with pytest.raises(sm.FitError, match="neither a state nor"):
+        sm.fit(
+            model,
+            data,
+            penalties=[sm.Penalty(U[0] ** 2, over={sp.Symbol("z"): (0, 1)})],
+        )
+    with pytest.raises(sm.FitError, match="list of `symml.Penalty`"):
+        sm.fit(model, data, penalties=[U[0] ** 2])

@@ -9,5 +9,6 @@ hands back non-finite weights (a non-finite loss raises
 from ._data import Data as Data
 from ._fit import fit as fit
 from ._optim import Phase as Phase, adam as adam, lbfgs as lbfgs
+from ._penalty import Penalty as Penalty
 from ._pinn import PINNResult as PINNResult
 from ._result import FitResult as FitResult

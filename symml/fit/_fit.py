@@ -30,6 +30,10 @@ def fit(model: Model, data=None, **options):
       segment's end and the next one's start. It makes long or oscillatory
       trajectories easier to fit; `None` (the default) solves each trajectory
       in one piece.
+    - `penalties`: a list of [`Penalty`][symml.Penalty] terms added to the
+      loss, e.g. `Penalty(U[0].diff(x)**2, over={x: (0, 5), y: (0, 5)},
+      weight=1e-3)`: symbolic, derivatives of unknowns included, and
+      differentiated with respect to the weights like the rest of the loss.
     - `progress`: show a progress line (default: only on a terminal).
 
     Physics-informed fits (models with fields) take instead: `derivatives`

@@ -15,6 +15,7 @@ from ..dsl import Model
 from ..lower import CompiledRHS, Params, init_params
 from ._data import Data, _name, as_datasets
 from ._optim import Phase, adam, lbfgs, run_phases
+from ._penalty import compile_penalty
 from ._progress import Progress
 from ._result import FitResult, SolverOptions
 
@@ -42,6 +43,7 @@ class _Static(eqx.Module):
     segments: tuple = eqx.field(static=True, default=())
     state_of: tuple = eqx.field(static=True, default=())  # flat index -> state
     continuity: float = eqx.field(static=True, default=0.0)
+    penalties: tuple = ()  # CompiledPenalty terms added to the loss
 
 
 def _with_units(params: Params, units: dict, *, divide: bool = False) -> Params:
@@ -206,6 +208,9 @@ def _loss(x: _Trainable, s: _Static):
     if s.segments:
         extra["continuity"] = s.continuity * continuity
         loss = loss + extra["continuity"]
+    for penalty in s.penalties:
+        extra[penalty.name] = penalty(params)
+        loss = loss + extra[penalty.name]
     loss = jnp.where(failed, jnp.inf, loss)
     return loss, {name: terms[i] for i, name in enumerate(s.names)} | extra | {
         "solver": jnp.where(failed, jnp.inf, 0.0)
@@ -231,6 +236,21 @@ def _shooting_nodes(segments: int, ts, ys, y0, observed, free, free_init, dtype)
     return bounds, jnp.stack(nodes)
 
 
+def _penalties(penalties, system, model, rhs, seed, dtype) -> tuple:
+    if not penalties:
+        return ()
+    if not isinstance(system, Model):
+        raise FitError(
+            "Penalties are supported for ODE models; this is a discretised PDE."
+        )
+    # A generator of its own, so adding a penalty leaves the networks' seeds be.
+    rng = np.random.default_rng([seed, 1])
+    return tuple(
+        compile_penalty(p, i, model, rhs.scheme, rng, dtype)
+        for i, p in enumerate(penalties)
+    )
+
+
 def build_loss(
     system,
     datasets: list[Data],
@@ -244,6 +264,7 @@ def build_loss(
     initial: dict | None = None,
     shooting: int | None = None,
     continuity: float = 10.0,
+    penalties=(),
     derivatives=None,
     dtype=None,
 ):
@@ -298,6 +319,7 @@ def build_loss(
         segments,
         tuple(state_of.tolist()),
         float(continuity),
+        _penalties(penalties, system, model, rhs, seed, dtype),
     )
     trainable = _Trainable(
         _with_units(params, units, divide=True), tuple(free_init), nodes
@@ -322,6 +344,7 @@ def fit_ude(
     initial: dict | None = None,
     shooting: int | None = None,
     continuity: float = 10.0,
+    penalties=(),
     derivatives=None,
     dtype=None,
     progress: bool | None = None,
@@ -340,6 +363,7 @@ def fit_ude(
         initial=initial,
         shooting=shooting,
         continuity=continuity,
+        penalties=penalties,
         derivatives=derivatives,
         dtype=dtype,
     )
