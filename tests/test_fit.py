@@ -213,7 +213,7 @@ def test_penalty_on_a_derivative_of_an_unknown():
         # network at the sample points, weighted.
         net = trainable.params.networks["U"]
         jac = jax.vmap(jax.jacfwd(net))(compiled.points)
-        expected = 0.5 * np.mean(jac[:, 0, 0] ** 2 + jac[:, 1, 1] ** 2)
+        expected = float(0.5 * np.mean(jac[:, 0, 0] ** 2 + jac[:, 1, 1] ** 2))
         assert float(compiled(trainable.params)) == pytest.approx(expected, rel=1e-12)
         assert float(_loss(trainable, static)[1]["penalty 0"]) == pytest.approx(
             expected, rel=1e-12
