@@ -16,6 +16,7 @@ from ..dsl import Model
 from ..lower import Compiler, Env, Params, init_params
 from ._optim import Phase, adam, lbfgs, run_phases
 from ._progress import Progress
+from ._result import TrainedMixin
 from ._sampling import SAMPLERS, sample_box
 
 ADAPTIVE = ("grad_norm",)
@@ -73,7 +74,7 @@ def _scheme(derivatives, model: Model):
 
 
 @dataclass(frozen=True)
-class PINNResult:
+class PINNResult(TrainedMixin):
     """A trained physics-informed model.
 
     **Attributes:**
@@ -92,18 +93,6 @@ class PINNResult:
     weights: dict[str, float]
     wall_time: float
     _residuals: dict = field(repr=False)
-
-    @property
-    def final_loss(self) -> float:
-        last = [h for h in self.history.values() if len(h)]
-        return float(last[-1][-1]) if last else float("nan")
-
-    def parameter_values(self) -> dict[sp.Symbol, float]:
-        """`{symbol: trained value}` of the model's trainable parameters."""
-        return {
-            p: float(self.params.values[str(p)])
-            for p in self.model.trainable_parameters
-        }
 
     def predict(self, points=None, /, **coordinates) -> dict[str, np.ndarray]:
         """Evaluate every field at points.

@@ -48,8 +48,25 @@ class SolverOptions:
         )
 
 
+class TrainedMixin:
+    """What every fit result offers from its `model`, `params` and `history`."""
+
+    @property
+    def final_loss(self) -> float:
+        """The loss at the last step of the last phase."""
+        last = [h for h in self.history.values() if len(h)]
+        return float(last[-1][-1]) if last else float("nan")
+
+    def parameter_values(self) -> dict[sp.Symbol, float]:
+        """`{symbol: trained value}` of the model's trainable parameters."""
+        return {
+            p: float(self.params.values[str(p)])
+            for p in self.model.trainable_parameters
+        }
+
+
 @dataclass(frozen=True)
-class FitResult:
+class FitResult(TrainedMixin):
     """A trained model.
 
     **Attributes:**
@@ -74,19 +91,6 @@ class FitResult:
     history: dict[str, np.ndarray]
     wall_time: float
     options: SolverOptions = field(repr=False)
-
-    @property
-    def final_loss(self) -> float:
-        """The loss at the last step of the last phase."""
-        last = [h for h in self.history.values() if len(h)]
-        return float(last[-1][-1]) if last else float("nan")
-
-    def parameter_values(self) -> dict[sp.Symbol, float]:
-        """`{symbol: trained value}` of the model's trainable parameters."""
-        return {
-            p: float(self.params.values[str(p)])
-            for p in self.model.trainable_parameters
-        }
 
     def predict(self, t, *, y0=None, trajectory: int = 0) -> np.ndarray:
         """Simulate the fitted model at times `t` (shape `(T,)`), from `y0` or
