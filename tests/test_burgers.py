@@ -1,25 +1,16 @@
 """The Burgers example: its spectral reference against the exact Cole–Hopf
 solution, and a smoke run of the script."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-
-def _load_example(name: str):
-    path = Path(__file__).parents[1] / "examples" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from helpers import load_example
 
 
 @pytest.fixture(scope="module")
 def burgers():
-    return _load_example("burgers")
+    return load_example("burgers")
 
 
 def test_cole_hopf_initial_condition_and_convergence(burgers):

@@ -1,16 +1,11 @@
-import importlib.util
 import json
-from pathlib import Path
 
 import sympy as sp
+from helpers import load_example
 
 
 def test_fisher_kpp_example_quick(tmp_path):
-    path = Path(__file__).parents[1] / "examples" / "fisher_kpp.py"
-    spec = importlib.util.spec_from_file_location("fisher_kpp", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main(["--quick", "--out", str(tmp_path)])
+    load_example("fisher_kpp").main(["--quick", "--out", str(tmp_path)])
     summary = json.loads((tmp_path / "summary.json").read_text())
     expr = sp.sympify(summary["expression"])
     assert isinstance(expr, sp.Expr)

@@ -158,14 +158,9 @@ def test_bad_fit_options():
 
 
 def test_lotka_volterra_example_quick(tmp_path):
-    import importlib.util
-    from pathlib import Path
+    from helpers import load_example
 
-    path = Path(__file__).parents[1] / "examples" / "lotka_volterra.py"
-    spec = importlib.util.spec_from_file_location("lotka_volterra", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main(["--quick", "--out", str(tmp_path)])
+    load_example("lotka_volterra").main(["--quick", "--out", str(tmp_path)])
     summary = json.loads((tmp_path / "summary.json").read_text())
     for output in summary["unknowns"].values():
         expr = sp.sympify(output["expression"])

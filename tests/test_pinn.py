@@ -1,6 +1,4 @@
-import importlib.util
 import json
-from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -9,6 +7,7 @@ import jax.random as jr
 import numpy as np
 import pytest
 import sympy as sp
+from helpers import load_example
 
 import symml as sm
 from symml.fit._sampling import sample_box
@@ -17,16 +16,8 @@ from symml.lower import Compiler, Env, init_params
 t, x = sp.symbols("t x")
 
 
-def _load_example(name):
-    path = Path(__file__).parents[1] / "examples" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_pinn_decay_example_quick(tmp_path):
-    summary = _load_example("pinn_decay").main(["--quick", "--out", str(tmp_path)])
+    summary = load_example("pinn_decay").main(["--quick", "--out", str(tmp_path)])
     assert summary["tanh"]["max_error"] < 1e-3
     # relu cannot follow -y: its error stays far larger.
     assert summary["relu"]["max_error"] > 10 * summary["tanh"]["max_error"]
