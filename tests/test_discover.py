@@ -1,6 +1,4 @@
-import ast
 import math
-import pathlib
 from types import SimpleNamespace
 
 import numpy as np
@@ -412,19 +410,3 @@ def test_error_non_finite_term():
         sparse_regression(
             inputs, inputs, [a], library=CustomLibrary([lambda z: sp.log(z)])
         )
-
-
-def test_discover_layering():
-    # `symml.discover` never imports jax or `symml.fit`.
-    folder = pathlib.Path(symml.__file__).parent / "discover"
-    for path in folder.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                names = [("." * node.level) + (node.module or "")]
-            elif isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            else:
-                continue
-            for name in names:
-                assert not name.startswith("jax"), (path, name)
-                assert "fit" not in name.split("."), (path, name)

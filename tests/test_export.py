@@ -1,6 +1,3 @@
-import ast
-import pathlib
-
 import pytest
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
@@ -192,19 +189,3 @@ def test_write_latex_errors(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["keep.tex"]
     with pytest.raises(ExportError, match="does not exist"):
         write_latex(tmp_path / "missing" / "a.tex", sp.Symbol("a"))
-
-
-def test_export_layering():
-    # `symml.export` never imports jax or `symml.fit`.
-    folder = pathlib.Path(symml.__file__).parent / "export"
-    for path in folder.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                names = [("." * node.level) + (node.module or "")]
-            elif isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            else:
-                continue
-            for name in names:
-                assert not name.startswith("jax"), (path, name)
-                assert "fit" not in name.split("."), (path, name)

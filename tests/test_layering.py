@@ -94,6 +94,11 @@ def test_discover_and_export_never_import_fit(subpackage):
     assert _violations(subpackage, ["symml.fit"]) == []
 
 
+@pytest.mark.parametrize("subpackage", ["discover", "export"])
+def test_discover_and_export_import_no_jax(subpackage):
+    assert _violations(subpackage, ["jax", "jaxlib"]) == []
+
+
 def test_dsl_alone_does_not_load_jax():
     # `import symml.dsl` would run `symml/__init__.py`, which imports the
     # lowering stage; register a bare parent package so only `dsl` is loaded.
