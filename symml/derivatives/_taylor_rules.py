@@ -251,37 +251,62 @@ def _unary(fn: Callable, *names: str, slope: Callable | None = None) -> Callable
     """A rule from `fn(mode, x_coeffs, *params) -> y_coeffs`.
 
     Only the parameters in `names` are passed on: the others (`accuracy`) do
-    not change the derivatives. `slope(ys)`, where given, is the Taylor series
-    of `φ'(x(t))` computed from the output's coefficients alone (`1 - y²` for
-    tanh): one-direction series then go through `_output_linearised`.
+    not change the derivatives. `slope(mode, y_coeffs)`, where given, is the
+    Taylor series of `φ'(x(t))` computed from the output's coefficients alone
+    (`1 - y²` for tanh): the rule is then linearised through its output (see
+    `_output_linearised`).
     """
 
     def rule(x, **params):
         args = tuple(params[n] for n in names)
-        if slope is not None and x.stackable:
-            ys = _output_linearised(fn, slope, x.mode, args, x.stacked)
-            return TaylorSeries.from_stacked(x.mode, ys)
-        return TaylorSeries.from_coeffs(x.mode, fn(x.mode, x.coeffs, *args))
+        if slope is None:
+            return TaylorSeries.from_coeffs(x.mode, fn(x.mode, x.coeffs, *args))
+        if x.stackable:
+            ys = _output_linearised(fn, slope, x.mode, args, x.stacked[:, None])
+            return TaylorSeries.from_stacked(x.mode, ys[:, 0])
+        ys = _output_linearised(fn, slope, x.mode, args, tuple(x.coeffs))
+        return TaylorSeries(list(ys), x.mode)
 
     return rule
 
 
+def _orders(xs) -> list[Array]:
+    """The coefficients of a series given as a tuple or stacked on axis 0.
+
+    Each keeps its row axis: stacked one-direction coefficients are
+    `(order + 1, 1, *shape)`.
+    """
+    return list(xs) if isinstance(xs, tuple) else [xs[j] for j in range(len(xs))]
+
+
+def _like(xs, coeffs: list[Array]):
+    """`coeffs` in the form of `xs` (tuple, or stacked), each broadcast to its shape."""
+    if isinstance(xs, tuple):
+        return tuple(
+            jnp.broadcast_to(c, x.shape) for c, x in zip(coeffs, xs, strict=True)
+        )
+    return jnp.concatenate([jnp.broadcast_to(c, xs.shape[1:])[None] for c in coeffs])
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2, 3))
 def _output_linearised(fn, slope, mode, args, xs):
-    """`y = φ(x)` on stacked one-direction coefficients `xs` (orders on axis 0).
+    """`y = φ(x)` on Taylor coefficients, differentiated through its output.
 
     Perturbing `x_j` perturbs the curve `x(t)` by `t^j`, so `∂y_k/∂x_j =
-    g_{k-j}` with `g` the series of `φ'(x(t))`: the derivative of this map is a
-    Cauchy product with `g`. For tanh, the logistic and exp, `g` is a
-    polynomial in the output (`1 - y²`, `y - y²`, `y`), so the outer
-    reverse pass needs only `y`, which the next layer keeps anyway; `g` is
-    recomputed from it (`jax.checkpoint`) rather than stored. For a 4×64 tanh
-    network at 4096 points and order 2 this cut XLA's scratch memory for loss
-    and weight gradient from 38 MB to 29 MB (float32): on a CPU whose cache
-    then holds it, the step runs twice as fast.
+    g_{k-j}` with `g` the series of `φ'(x(t))`: the derivative of this map is
+    a Cauchy product with `g` (in collapsed mode too, where products of two
+    first-order coefficients are summed over the directions). For tanh, the
+    logistic and exp, `g` is a polynomial in the output (`1 - y²`, `y - y²`,
+    `y`), so the outer reverse pass needs only `y`, which the next layer keeps
+    anyway; `g` is recomputed from it (`jax.checkpoint`) rather than stored.
+    For a 4×64 tanh network at 4096 points and order 2 this cut XLA's scratch
+    memory for loss and weight gradient from 38 MB to 29 MB (float32): on a
+    CPU whose cache then holds it, the step runs twice as fast.
+
+    `xs` is a tuple of coefficients, or (one direction) one array of them
+    stacked on axis 0, which then stays one array between layers.
     """
-    ys = fn(mode, [xs[j][None] for j in range(xs.shape[0])], *args)
-    return jnp.concatenate([jnp.broadcast_to(y, (1, *xs.shape[1:])) for y in ys])
+    return _like(xs, fn(mode, _orders(xs), *args))
 
 
 @_output_linearised.defjvp
@@ -290,35 +315,30 @@ def _output_linearised_jvp(fn, slope, mode, args, primals, tangents):
     ys = _output_linearised(fn, slope, mode, args, xs)
     # Under `jax.checkpoint` only `ys` is kept for the reverse pass, which
     # recomputes `g` from it; `ys` is the next matmul's input, kept anyway.
-    product = jax.checkpoint(_slope_product, static_argnums=0)
-    return ys, product(slope, ys, dxs)
+    product = jax.checkpoint(_slope_product, static_argnums=(0, 1))
+    return ys, product(slope, mode, ys, dxs)
 
 
-def _slope_product(slope, ys, dxs):
-    g = slope([ys[j] for j in range(ys.shape[0])])
-    dx = [dxs[j] for j in range(dxs.shape[0])]
-    return _stack(_sum(g[k - j] * dx[j] for j in range(k + 1)) for k in range(len(dx)))
+def _slope_product(slope, mode, ys, dxs):
+    g, dx = slope(mode, _orders(ys)), _orders(dxs)
+    dy = [
+        _sum(mode.mul(g[k - j], k - j, dx[j], j) for j in range(k + 1))
+        for k in range(len(dx))
+    ]
+    return _like(dxs, dy)
 
 
-def _square_series(y: list) -> list:
-    """The Cauchy square of a (stacked, one-direction) series."""
-    out = []
-    for k in range(len(y)):
-        terms = [2 * (y[j] * y[k - j]) for j in range((k + 1) // 2)]
-        if k % 2 == 0:
-            terms.append(y[k // 2] * y[k // 2])
-        out.append(_sum(terms))
-    return out
+def _tanh_slope(mode, y):
+    return [1 - y[0] ** 2, *(-mode.cauchy(y, y, k) for k in range(1, len(y)))]
 
 
-def _tanh_slope(y):
-    sq = _square_series(y)
-    return [1 - sq[0], *(-c for c in sq[1:])]
-
-
-def _logistic_slope(y):
-    sq = _square_series(y)
+def _logistic_slope(mode, y):
+    sq = [y[0] ** 2, *(mode.cauchy(y, y, k) for k in range(1, len(y)))]
     return [a - b for a, b in zip(y, sq, strict=True)]
+
+
+def _exp_slope(mode, y):
+    return y
 
 
 def _linear(prim: jex.Primitive, n_linear: int | None = None) -> Callable:
@@ -658,7 +678,7 @@ register_taylor_rule(prims.select_n_p, _select_rule)
 register_taylor_rule(prims.dot_general_p, _dot_general_rule)
 register_taylor_rule(prims.abs_p, _abs_rule)
 
-register_taylor_rule(prims.exp_p, _unary(_exp_coeffs, slope=lambda y: y))
+register_taylor_rule(prims.exp_p, _unary(_exp_coeffs, slope=_exp_slope))
 register_taylor_rule(prims.expm1_p, _unary(_expm1_coeffs))
 register_taylor_rule(prims.log_p, _unary(_log_coeffs))
 register_taylor_rule(
