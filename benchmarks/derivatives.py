@@ -85,6 +85,22 @@ def _step(quantity):
     return eqx.filter_jit(eqx.filter_value_and_grad(loss, has_aux=True))
 
 
+def _scratch_mb(step, net, pts) -> float:
+    """XLA's scratch memory for one step, in MB.
+
+    On a CPU the step slows down several-fold once this outgrows the cache
+    (32 MB of L3 on the machine these figures were first measured on).
+    """
+    params, static = eqx.partition(net, eqx.is_inexact_array)
+    compiled = (
+        jax.jit(lambda p, x: step(eqx.combine(p, static), x))
+        .lower(params, pts)
+        .compile()
+    )
+    analysis = compiled.memory_analysis()
+    return float("nan") if analysis is None else analysis.temp_size_in_bytes / 1e6
+
+
 def _rel_error(step, net, pts, exact) -> float:
     (_, values), _ = step(net, pts)
     values = values.astype(jnp.float64)
@@ -118,6 +134,7 @@ def bench_orders(n_points, orders, dtypes, schemes, reps, seconds) -> list[dict]
         errors = {
             key: _rel_error(f, net, pts, exact[key[0]]) for key, f in steps.items()
         }
+        scratch = {key: _scratch_mb(f, net, pts) for key, f in steps.items()}
         times = _interleaved_medians(steps, (net, pts), reps, seconds)
         for k, name in steps:
             rows.append(
@@ -127,6 +144,7 @@ def bench_orders(n_points, orders, dtypes, schemes, reps, seconds) -> list[dict]
                     scheme=name,
                     t=times[(k, name)],
                     err=errors[(k, name)],
+                    mb=scratch[(k, name)],
                 )
             )
     rows.sort(key=lambda r: (r["order"], r["dtype"]))
@@ -181,6 +199,11 @@ def main() -> None:
         action="store_true",
         help="N=256, float32, orders 1, 2, 4, fd and taylor only, few reps",
     )
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="also time taylor orders 1 and 4 in float32 at N = 1024 ... 16384",
+    )
     args = parser.parse_args()
     if args.quick:
         # Compilation dominates here; the timings are only a smoke test.
@@ -200,7 +223,7 @@ def main() -> None:
     t_of = {(r["order"], r["dtype"], r["scheme"]): r["t"] for r in rows}
     header = (
         f"{'dtype':8} {'k':>2} {'scheme':8} {'time [ms]':>10} {'÷ fd':>7} "
-        f"{'÷ order 1':>10} {'rel. error':>11}"
+        f"{'÷ order 1':>10} {'rel. error':>11} {'scratch [MB]':>13}"
     )
     print(header)
     print("-" * len(header))
@@ -209,7 +232,7 @@ def main() -> None:
         vs_k1 = r["t"] / t_of[(1, r["dtype"], r["scheme"])]
         print(
             f"{r['dtype']:8} {r['order']:>2} {r['scheme']:8} {1e3 * r['t']:>10.2f} "
-            f"{vs_fd:>7.2f} {vs_k1:>10.2f} {r['err']:>11.2e}"
+            f"{vs_fd:>7.2f} {vs_k1:>10.2f} {r['err']:>11.2e} {r['mb']:>13.1f}"
         )
 
     print()
@@ -246,6 +269,28 @@ def main() -> None:
             f"{ratio4:.2f} (≤ 5, {'met' if ratio4 <= 5 else 'missed'}); "
             f"Laplacian ÷ Hessian trace = {ratio_lap:.2f} "
             f"(≤ 0.5, {'met' if ratio_lap <= 0.5 else 'missed'})"
+        )
+    if args.sweep:
+        sizes = (128, 256) if args.quick else (1024, 2048, 4096, 16384)
+        sweep(sizes, reps, seconds / 2)
+
+
+def sweep(sizes, reps, seconds) -> None:
+    """Taylor order 4 ÷ order 1 against N: where the step leaves the cache."""
+    print()
+    print("taylor, float32: order 4 ÷ order 1 against the number of points")
+    header = (
+        f"{'N':>6} {'k=1 [ms]':>9} {'k=4 [ms]':>9} {'k4 ÷ k1':>8} "
+        f"{'scratch k=1 [MB]':>17} {'scratch k=4 [MB]':>17}"
+    )
+    print(header)
+    print("-" * len(header))
+    for n in sizes:
+        rows = bench_orders(n, (1, 4), (jnp.float32,), ["taylor"], reps, seconds)
+        r1, r4 = (next(r for r in rows if r["order"] == k) for k in (1, 4))
+        print(
+            f"{n:>6} {1e3 * r1['t']:>9.2f} {1e3 * r4['t']:>9.2f} "
+            f"{r4['t'] / r1['t']:>8.2f} {r1['mb']:>17.1f} {r4['mb']:>17.1f}"
         )
 
 
