@@ -7,7 +7,12 @@ error of ∂_x^k u against float64 nested `jax.jacfwd`. Then times the Laplacian
 of a 16-input network: collapsed Taylor vs the trace of a nested Hessian vs
 forward mode.
 
-    python benchmarks/derivatives.py [--quick]
+    python benchmarks/derivatives.py [--quick] [--sweep] [--malloc default]
+
+By default the process uses `symml.use_heap_allocator()`: with the C library's
+defaults every call whose scratch memory exceeds 32 MB maps (and faults in)
+fresh pages, a cost that jumps at that size and would blur the comparison of
+the schemes' own work; `--malloc default` shows it.
 """
 
 import argparse
@@ -23,6 +28,7 @@ import jax.numpy as jnp  # noqa: E402
 import jax.random as jr  # noqa: E402
 import jax.tree_util as jtu  # noqa: E402
 
+import symml as sm  # noqa: E402
 from symml.derivatives import (  # noqa: E402
     FiniteDifference,
     Forward,
@@ -200,6 +206,14 @@ def main() -> None:
         help="N=256, float32, orders 1, 2, 4, fd and taylor only, few reps",
     )
     parser.add_argument(
+        "--malloc",
+        choices=["heap", "default"],
+        default="heap",
+        help="heap: symml.use_heap_allocator(), so that steps whose scratch "
+        "exceeds 32 MB do not pay page faults on every call (the default); "
+        "default: the C library's own settings",
+    )
+    parser.add_argument(
         "--sweep",
         action="store_true",
         help="also time taylor orders 1 and 4 in float32 at N = 1024 ... 16384",
@@ -216,7 +230,16 @@ def main() -> None:
         orders, dtypes = (1, 2, 3, 4), (jnp.float32, jnp.float64)
         schemes = list(SCHEMES)
         methods = list(LAPLACIANS)
+    heap = args.malloc == "heap" and sm.use_heap_allocator()
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, N = {n} points")
+    print(
+        "allocator: "
+        + (
+            "heap (symml.use_heap_allocator)"
+            if heap
+            else "C library defaults (large blocks mapped afresh per call)"
+        )
+    )
     print("loss + weight gradient of mean((∂_x^k u)²), u = 4×64 tanh MLP of (t, x)")
 
     rows = bench_orders(n, orders, dtypes, schemes, reps, seconds)

@@ -19,6 +19,7 @@ from ._errors import (
     SymmlWarning as SymmlWarning,
     ZeroDerivativeWarning as ZeroDerivativeWarning,
 )
+from ._memory import use_heap_allocator as use_heap_allocator
 from .discover import (
     CustomLibrary as CustomLibrary,
     Discovery as Discovery,

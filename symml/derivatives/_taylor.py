@@ -109,6 +109,12 @@ class Taylor(AbstractScheme):
     the linear layers (one matmul over all orders) and `O(k²)` elementwise work
     for each nonlinearity. All requested directions share one primal.
 
+    Under an outer `jax.grad` (a PINN loss), tanh, the logistic and exp are
+    differentiated through their outputs, so the reverse pass keeps one array
+    of coefficients per layer, about what finite differences keep: this is
+    what makes order 2 cheaper than the `fd` scheme on a CPU, where the step's
+    working memory decides whether it runs from cache.
+
     Mixed partials come from pure directional derivatives by exact polarization
     (interpolating the homogeneous polynomial `v ↦ D_v^k f` on the integer
     directions `|β| = k` of the multi-index's support, Griewank, Utke & Walther,
