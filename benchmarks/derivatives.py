@@ -287,10 +287,10 @@ def main() -> None:
         )
         ratio_lap = lap / t_ref[dt]
         print(
-            f"{dt}: taylor k=2 ÷ fd k=2 = {ratio2:.2f} (target ≤ 1.0, "
+            f"{dt}: taylor k=2 ÷ fd k=2 = {ratio2:.3f} (target ≤ 1.0, "
             f"{'met' if ratio2 <= 1.0 else 'missed'}); taylor k=4 ÷ k=1 = "
-            f"{ratio4:.2f} (≤ 5, {'met' if ratio4 <= 5 else 'missed'}); "
-            f"Laplacian ÷ Hessian trace = {ratio_lap:.2f} "
+            f"{ratio4:.3f} (≤ 5, {'met' if ratio4 <= 5 else 'missed'}); "
+            f"Laplacian ÷ Hessian trace = {ratio_lap:.3f} "
             f"(≤ 0.5, {'met' if ratio_lap <= 0.5 else 'missed'})"
         )
     if args.sweep:

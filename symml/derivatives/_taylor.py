@@ -42,6 +42,12 @@ def taylor_coefficients(
         )
     mode = _Mode(order, len(directions), collapsed)
     v = jnp.asarray(directions, x.dtype)
+    # Tie the directions to the point: under `vmap` they are then batched
+    # like it, and so is everything derived from them. Left unbatched, the
+    # first layer's coefficients `W v` are shared by all points, and the outer
+    # gradient sums their cotangents over the points and broadcasts them back:
+    # collapsed Laplacian of a 16-input network, float64, 14 % slower.
+    v = v + jnp.zeros_like(x)[None] * x[None]
     zeros = [jnp.zeros((mode.rows(j), *x.shape), x.dtype) for j in range(2, order + 1)]
     series = TaylorSeries([x[None], v, *zeros], mode)
     (out,) = eval_taylor_jaxpr(closed.jaxpr, closed.consts, [series])
