@@ -91,6 +91,11 @@ def _step(quantity):
     return eqx.filter_jit(eqx.filter_value_and_grad(loss, has_aux=True))
 
 
+def _print_header(header: str) -> None:
+    print(header)
+    print("-" * len(header))
+
+
 def _scratch_mb(step, net, pts) -> float:
     """XLA's scratch memory for one step, in MB.
 
@@ -248,8 +253,7 @@ def main() -> None:
         f"{'dtype':8} {'k':>2} {'scheme':8} {'time [ms]':>10} {'÷ fd':>7} "
         f"{'÷ order 1':>10} {'rel. error':>11} {'scratch [MB]':>13}"
     )
-    print(header)
-    print("-" * len(header))
+    _print_header(header)
     for r in rows:
         vs_fd = r["t"] / t_of[(r["order"], r["dtype"], "fd")]
         vs_k1 = r["t"] / t_of[(1, r["dtype"], r["scheme"])]
@@ -267,8 +271,7 @@ def main() -> None:
         f"{'dtype':8} {'method':22} {'time [ms]':>10} {'÷ Hessian':>10} "
         f"{'rel. error':>11}"
     )
-    print(header)
-    print("-" * len(header))
+    _print_header(header)
     for r in lrows:
         print(
             f"{r['dtype']:8} {r['method']:22} {1e3 * r['t']:>10.2f} "
@@ -306,8 +309,7 @@ def sweep(sizes, reps, seconds) -> None:
         f"{'N':>6} {'k=1 [ms]':>9} {'k=4 [ms]':>9} {'k4 ÷ k1':>8} "
         f"{'scratch k=1 [MB]':>17} {'scratch k=4 [MB]':>17}"
     )
-    print(header)
-    print("-" * len(header))
+    _print_header(header)
     for n in sizes:
         rows = bench_orders(n, (1, 4), (jnp.float32,), ["taylor"], reps, seconds)
         r1, r4 = (next(r for r in rows if r["order"] == k) for k in (1, 4))

@@ -285,7 +285,7 @@ def _like(xs, coeffs: list[Array]):
         return tuple(
             jnp.broadcast_to(c, x.shape) for c, x in zip(coeffs, xs, strict=True)
         )
-    return jnp.concatenate([jnp.broadcast_to(c, xs.shape[1:])[None] for c in coeffs])
+    return _stack(jnp.broadcast_to(c, xs.shape[1:]) for c in coeffs)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2, 3))
