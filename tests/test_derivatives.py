@@ -394,32 +394,23 @@ def _exp_net(net):
     return lambda z: jnp.exp(0.5 * net(z))
 
 
-@pytest.mark.parametrize(
-    "activation, order",
-    [("tanh", 1), ("tanh", 2), ("tanh", 4), ("sigmoid", 3), ("exp", 2)],
-)
-def test_taylor_one_direction_weight_derivatives(activation, order, getkey):
-    """Weight gradient, and its forward mode, of `mean((∂_x^k u)²)` under Taylor.
+def _check_weight_derivatives(activation, n_in, taylor, reference, fwd_over_rev, key):
+    """Weight gradient, and its forward mode, of `mean(D[u]²)` for two schemes.
 
-    A pure derivative takes one direction, where Taylor rules carry the orders
-    stacked in one array and linearise tanh/logistic/exp through their output
-    (a custom JVP). The reference is nested `jax.jacfwd`, differentiated by JAX.
+    `taylor(fn, z)` and `reference(fn, z)` compute the same derivative `D[u]`;
+    the reference is differentiated by JAX itself. Compares the weight
+    gradient, its jvp along a random direction and, if `fwd_over_rev`, the jvp
+    of the gradient (a Hessian-vector product in the weights).
     """
+    keys = iter(jr.split(key, 4))
     act = "tanh" if activation == "exp" else activation
-    net = make_network(2, 1, [8, 8], act, key=getkey(), dtype=jnp.float64)
-    pts = jr.uniform(getkey(), (8, 2), jnp.float64, -1.0, 1.0)
-    alpha = (0, order)
+    net = make_network(n_in, 1, [8, 8], act, key=next(keys), dtype=jnp.float64)
+    pts = jr.uniform(next(keys), (8, n_in), jnp.float64, -1.0, 1.0)
 
     def loss(n, deriv):
         fn = _exp_net(n) if activation == "exp" else n
         values = jax.vmap(lambda z: deriv(fn, z))(pts)
         return jnp.mean(values**2)
-
-    def taylor(fn, z):
-        return Taylor().derivatives(fn, z, (alpha,))[0]
-
-    def nested(fn, z):
-        return nested_jacfwd(fn, z, alpha)
 
     params, static = eqx.partition(net, eqx.is_inexact_array)
 
@@ -427,17 +418,17 @@ def test_taylor_one_direction_weight_derivatives(activation, order, getkey):
         return lambda p: loss(eqx.combine(p, static), deriv)
 
     grad_t = jax.jit(jax.grad(flat(taylor)))(params)
-    grad_n = jax.jit(jax.grad(flat(nested)))(params)
+    grad_n = jax.jit(jax.grad(flat(reference)))(params)
     for got, want in zip(jtu.tree_leaves(grad_t), jtu.tree_leaves(grad_n), strict=True):
         assert_close(got, want, 1e-10)
 
-    # Forward mode through the rules, and (at low order, where the reference
-    # compiles quickly) forward over reverse.
     leaves, treedef = jtu.tree_flatten(params)
-    keys = jr.split(getkey(), len(leaves))
     direction = jtu.tree_unflatten(
         treedef,
-        [jr.normal(k, a.shape, a.dtype) for k, a in zip(keys, leaves, strict=True)],
+        [
+            jr.normal(k, a.shape, a.dtype)
+            for k, a in zip(jr.split(next(keys), len(leaves)), leaves, strict=True)
+        ],
     )
 
     def tangent(wrap, deriv):
@@ -445,11 +436,46 @@ def test_taylor_one_direction_weight_derivatives(activation, order, getkey):
             params, direction
         )
 
-    wraps = [flat] + ([lambda d: jax.grad(flat(d))] if order <= 2 else [])
+    wraps = [flat] + ([lambda d: jax.grad(flat(d))] if fwd_over_rev else [])
     for wrap in wraps:
-        got, want = tangent(wrap, taylor), tangent(wrap, nested)
+        got, want = tangent(wrap, taylor), tangent(wrap, reference)
         for g, w in zip(jtu.tree_leaves(got), jtu.tree_leaves(want), strict=True):
             assert_close(g, w, 1e-9)
+
+
+@pytest.mark.parametrize(
+    "activation, order",
+    [("tanh", 1), ("tanh", 2), ("tanh", 4), ("sigmoid", 3), ("exp", 2)],
+)
+def test_taylor_one_direction_weight_derivatives(activation, order, getkey):
+    """A pure derivative `∂_x^k u` takes one direction, where Taylor rules carry
+    the orders stacked in one array and linearise tanh/logistic/exp through
+    their output (a custom JVP). The reference is nested `jax.jacfwd`; forward
+    over reverse is checked at low order, where the reference compiles quickly.
+    """
+    alpha = (0, order)
+    _check_weight_derivatives(
+        activation,
+        2,
+        lambda fn, z: Taylor().derivatives(fn, z, (alpha,))[0],
+        lambda fn, z: nested_jacfwd(fn, z, alpha),
+        order <= 2,
+        getkey(),
+    )
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "exp"])
+def test_taylor_collapsed_laplacian_weight_derivatives(activation, getkey):
+    """The collapsed Laplacian's own rule for tanh/logistic/exp (a custom JVP
+    written with per-point factors) against the trace of `jax.hessian`."""
+    _check_weight_derivatives(
+        activation,
+        3,
+        lambda fn, z: Taylor().laplacian(fn, z),
+        lambda fn, z: jnp.trace(jax.hessian(lambda y: fn(y)[0])(z))[None],
+        True,
+        getkey(),
+    )
 
 
 def test_taylor_shares_one_pass(getkey):

@@ -247,20 +247,57 @@ def register_taylor_rule(primitive: jex.Primitive, rule: Callable) -> Callable:
 # ---------------------------------------------------------------- helpers
 
 
-def _unary(fn: Callable, *names: str, slope: Callable | None = None) -> Callable:
+@dataclass(frozen=True)
+class _Slope:
+    """`φ' = c0 + c1 φ + c2 φ²`: an activation's derivative through its output.
+
+    tanh (`1 - y²`), the logistic (`y - y²`) and exp (`y`).
+    """
+
+    c0: float
+    c1: float
+    c2: float
+
+    def value(self, y: Array) -> Array:
+        """`φ'` at a point, from `y = φ(x)`."""
+        terms = [_scale(y, self.c1)] if self.c1 else []
+        if self.c2:
+            terms.append(_scale(y * y, self.c2))
+        out = _sum(terms)
+        return out + self.c0 if self.c0 else out
+
+    def derivative(self, y: Array) -> Array:
+        """`dφ'/dy = c1 + 2 c2 y`."""
+        return self.c1 + 2 * self.c2 * y
+
+    def series(self, mode: _Mode, y: list[Array]) -> list[Array]:
+        """The Taylor coefficients of `φ'(x(t))` from those of `y(t) = φ(x(t))`."""
+        g = [self.value(y[0])]
+        for k in range(1, len(y)):
+            terms = [_scale(y[k], self.c1)] if self.c1 else []
+            if self.c2:
+                terms.append(_scale(mode.cauchy(y, y, k), self.c2))
+            g.append(_sum(terms))
+        return g
+
+
+def _unary(fn: Callable, *names: str, slope: _Slope | None = None) -> Callable:
     """A rule from `fn(mode, x_coeffs, *params) -> y_coeffs`.
 
     Only the parameters in `names` are passed on: the others (`accuracy`) do
-    not change the derivatives. `slope(mode, y_coeffs)`, where given, is the
-    Taylor series of `φ'(x(t))` computed from the output's coefficients alone
-    (`1 - y²` for tanh): the rule is then linearised through its output (see
-    `_output_linearised`).
+    not change the derivatives. `slope`, where given, expresses `φ'` through
+    the output (`1 - y²` for tanh): the rule is then linearised through its
+    output (see `_output_linearised` and, in collapsed mode,
+    `_collapsed_linearised`).
     """
 
     def rule(x, **params):
         args = tuple(params[n] for n in names)
         if slope is None:
             return TaylorSeries.from_coeffs(x.mode, fn(x.mode, x.coeffs, *args))
+        if x.mode.collapsed:
+            ys = _collapsed_linearised(fn, slope, tuple(x.coeffs))
+            return TaylorSeries(list(ys), x.mode)
         if x.stackable:
             ys = _output_linearised(fn, slope, x.mode, args, x.stacked[:, None])
             return TaylorSeries.from_stacked(x.mode, ys[:, 0])
@@ -294,8 +331,7 @@ def _output_linearised(fn, slope, mode, args, xs):
 
     Perturbing `x_j` perturbs the curve `x(t)` by `t^j`, so `∂y_k/∂x_j =
     g_{k-j}` with `g` the series of `φ'(x(t))`: the derivative of this map is
-    a Cauchy product with `g` (in collapsed mode too, where products of two
-    first-order coefficients are summed over the directions). For tanh, the
+    a Cauchy product with `g`. For tanh, the
     logistic and exp, `g` is a polynomial in the output (`1 - y²`, `y - y²`,
     `y`), so the outer reverse pass recomputes it from one stored array per
     layer (`jax.checkpoint`) instead of storing the recurrence's
@@ -315,12 +351,12 @@ def _output_linearised_jvp(fn, slope, mode, args, primals, tangents):
     (xs,), (dxs,) = primals, tangents
     ys = _output_linearised(fn, slope, mode, args, xs)
     if isinstance(xs, tuple):
-        # Several directions (order 2 in practice): keep the inputs, which the
+        # Several directions (mixed partials): keep the inputs, which the
         # preceding matmuls wrote anyway, and recompute `y` and `g` from them
         # in the reverse pass. Keeping `y` instead made XLA write the
         # one-row-per-direction coefficients twice (once for the next matmul,
-        # once for this): collapsed Laplacian of a 16-input network, float64,
-        # about 12 % slower side by side.
+        # once for this): measured on the collapsed Laplacian, before it had
+        # its own rule, about 12 % slower side by side.
         product = jax.checkpoint(_slope_product_from_input, static_argnums=(0, 1, 2, 3))
         return ys, product(fn, slope, mode, args, xs, dxs)
     # One direction: only `ys` is kept for the reverse pass, which recomputes
@@ -336,7 +372,7 @@ def _slope_product_from_input(fn, slope, mode, args, xs, dxs):
 
 
 def _slope_product(slope, mode, ys, dxs):
-    g, dx = slope(mode, _orders(ys)), _orders(dxs)
+    g, dx = slope.series(mode, _orders(ys)), _orders(dxs)
     dy = [
         _sum(mode.mul(g[k - j], k - j, dx[j], j) for j in range(k + 1))
         for k in range(len(dx))
@@ -344,17 +380,50 @@ def _slope_product(slope, mode, ys, dxs):
     return _like(dxs, dy)
 
 
-def _tanh_slope(mode, y):
-    return [1 - y[0] ** 2, *(-mode.cauchy(y, y, k) for k in range(1, len(y)))]
+def _collapsed_primal(fn, slope, xs):
+    """`y = φ(x)` in collapsed mode, and the per-point factors of its derivative.
+
+    With `g0 = φ'(x0)`, `d = dφ'/dy (y0)` and `S = Σ_i x1_i²` over the
+    directions: `y1 = g0 x1`, `y2 = g0 (x2 + d S / 2)`, and the second-order
+    coefficient of `φ'(x(t))` is `g2 = d y2 + c2 g0² S`.
+    """
+    x0, x1, x2 = xs
+    y0 = fn(_Mode(0, 1), [x0])[0]  # order 0 is the primal
+    g0, d = slope.value(y0), slope.derivative(y0)
+    s = jnp.sum(x1 * x1, axis=0, keepdims=True)
+    y1, y2 = g0 * x1, g0 * (x2 + 0.5 * d * s)
+    return (y0, y1, y2), (g0, d, _scale(g0 * g0 * s, slope.c2) + d * y2)
 
 
-def _logistic_slope(mode, y):
-    sq = [y[0] ** 2, *(mode.cauchy(y, y, k) for k in range(1, len(y)))]
-    return [a - b for a, b in zip(y, sq, strict=True)]
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _collapsed_linearised(fn, slope, xs):
+    """`y = φ(x)` on collapsed order-2 coefficients `(x0, x1, x2)`.
+
+    The general rule (`_output_linearised`) forms the one-row-per-direction
+    slope coefficient `g1 = d y1`, and XLA then writes an array of every
+    direction's coefficients three times per layer (`y1` for the next matmul,
+    again for the summed product, and `g1`). Here the derivative is written
+    with `y1` and per-point factors only:
+
+        dy0 = g0 dx0
+        dy1 = g0 dx1 + (d dx0) y1
+        dy2 = g0 dx2 + d Σ_i y1_i dx1_i + g2 dx0
+
+    so the reverse pass keeps `y1`, which the next matmul keeps anyway, and
+    reads it once per layer. Collapsed Laplacian of a 16-input 4×64 tanh
+    network, loss and weight gradient, float64, 1024 points: 72 → 56 ms.
+    """
+    return _collapsed_primal(fn, slope, xs)[0]
 
 
-def _exp_slope(mode, y):
-    return y
+@_collapsed_linearised.defjvp
+def _collapsed_linearised_jvp(fn, slope, primals, tangents):
+    (xs,), ((dx0, dx1, dx2),) = primals, tangents
+    (y0, y1, y2), (g0, d, g2) = _collapsed_primal(fn, slope, xs)
+    dy0 = g0 * dx0
+    dy1 = g0 * dx1 + (d * dx0) * y1
+    dy2 = g0 * dx2 + d * jnp.sum(y1 * dx1, axis=0, keepdims=True) + g2 * dx0
+    return (y0, y1, y2), (dy0, dy1, dy2)
 
 
 def _linear(prim: jex.Primitive, n_linear: int | None = None) -> Callable:
@@ -694,14 +763,16 @@ register_taylor_rule(prims.select_n_p, _select_rule)
 register_taylor_rule(prims.dot_general_p, _dot_general_rule)
 register_taylor_rule(prims.abs_p, _abs_rule)
 
-register_taylor_rule(prims.exp_p, _unary(_exp_coeffs, slope=_exp_slope))
+register_taylor_rule(prims.exp_p, _unary(_exp_coeffs, slope=_Slope(0.0, 1.0, 0.0)))
 register_taylor_rule(prims.expm1_p, _unary(_expm1_coeffs))
 register_taylor_rule(prims.log_p, _unary(_log_coeffs))
 register_taylor_rule(
     prims.log1p_p, _unary(lambda m, x: _log_coeffs(m, x, one_plus=True))
 )
-register_taylor_rule(prims.tanh_p, _unary(_tanh_coeffs, slope=_tanh_slope))
-register_taylor_rule(prims.logistic_p, _unary(_logistic_coeffs, slope=_logistic_slope))
+register_taylor_rule(prims.tanh_p, _unary(_tanh_coeffs, slope=_Slope(1.0, 0.0, -1.0)))
+register_taylor_rule(
+    prims.logistic_p, _unary(_logistic_coeffs, slope=_Slope(0.0, 1.0, -1.0))
+)
 register_taylor_rule(prims.sin_p, _unary(lambda m, x: _sin_cos_coeffs(m, x)[0]))
 register_taylor_rule(prims.cos_p, _unary(lambda m, x: _sin_cos_coeffs(m, x)[1]))
 register_taylor_rule(prims.sinh_p, _unary(lambda m, x: _sin_cos_coeffs(m, x, True)[0]))
