@@ -22,16 +22,17 @@ def loss(ws, x):
 step = jax.jit(jax.grad(loss)).lower(ws, x).compile()
 # Above glibc's largest mmap threshold (32 MB): the case this is for.
 assert step.memory_analysis().temp_size_in_bytes > 40e6
-jax.block_until_ready(step(ws, x))
-jax.block_until_ready(step(ws, x))
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(10):
+faults = []
+for _ in range(20):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     jax.block_until_ready(step(ws, x))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(sorted(faults)[len(faults) // 2])
 """
 
 
-def _faults(mode: str) -> int:
+def _median_faults(mode: str) -> int:
+    """Median page faults per call of a step with 50 MB of scratch."""
     out = subprocess.run(
         [sys.executable, "-c", _SCRIPT, mode], capture_output=True, text=True
     )
@@ -41,7 +42,9 @@ def _faults(mode: str) -> int:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
 def test_heap_allocator_reuses_scratch():
-    default, heap = _faults("default"), _faults("heap")
-    # 10 calls × > 40 MB / 4 KiB > 100,000 faults when each maps fresh pages.
-    assert default > 50_000
-    assert heap < default / 5
+    default, heap = _median_faults("default"), _median_faults("heap")
+    # > 40 MB / 4 KiB > 10,000 faults when a call maps fresh pages (12,500
+    # measured). With one heap, the first few calls may grow it; after that a
+    # call faults none.
+    assert default > 5_000
+    assert heap < 100
