@@ -253,3 +253,37 @@ def test_penalty_errors():
         )
     with pytest.raises(sm.FitError, match="list of `symml.Penalty`"):
         sm.fit(model, data, penalties=[U[0] ** 2])
+
+
+@pytest.mark.parametrize("phase", [sm.adam(1), sm.lbfgs(1)])
+def test_optimiser_step_compiles_once(phase):
+    # Parameters made from Python numbers and `opt.init`'s state are weakly
+    # typed, a step's outputs are not: the loop must not compile twice.
+    import dataclasses
+
+    import jax.numpy as jnp
+
+    from symml.fit._optim import run_phases
+    from symml.fit._progress import Progress
+
+    traces = []
+
+    def loss_fn(params, static):
+        traces.append(None)
+        return jnp.sum((params["k"] - static) ** 2), {}
+
+    steps_of = {}
+    for steps in (1, 4):
+        traces.clear()
+        _, history = run_phases(
+            loss_fn,
+            {"k": jnp.asarray(0.2)},
+            jnp.asarray(0.7),
+            [dataclasses.replace(phase, steps=steps, tolerance=0.0)],
+            progress=Progress(False),
+            on_failure=lambda error, *_: error,
+        )
+        assert len(history[phase.name]) == steps
+        steps_of[steps] = len(traces)
+    # Tracing (once per compilation) does not grow with the number of steps.
+    assert steps_of[4] == steps_of[1] > 0
