@@ -443,6 +443,24 @@ def _check_weight_derivatives(activation, n_in, taylor, reference, fwd_over_rev,
             assert_close(g, w, 1e-9)
 
 
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "sin", "gelu", "swish"])
+def test_taylor_coefficients_against_jet(activation, getkey):
+    """Our propagation rules against JAX's own Taylor mode, `jax.experimental.jet`,
+    along a random direction to order 4 (jet takes and gives derivatives
+    `D_v^k f`; `taylor_coefficients` gives `D_v^k f / k!`)."""
+    from jax.experimental import jet
+
+    net = make_network(3, 2, [16, 16], activation, key=getkey(), dtype=jnp.float64)
+    x = jnp.array([0.3, -0.5, 0.8])
+    v = jr.normal(getkey(), (3,), jnp.float64)
+    order = 4
+    ours = taylor_coefficients(net, x, np.asarray(v)[None], order)
+    value, series = jet.jet(net, (x,), ((v, *[jnp.zeros(3)] * (order - 1)),))
+    assert_close(ours[0][0], value, 1e-13)
+    for k in range(1, order + 1):
+        assert_close(ours[k][0] * math.factorial(k), series[k - 1], 1e-11)
+
+
 @pytest.mark.parametrize(
     "activation, order",
     [("tanh", 1), ("tanh", 2), ("tanh", 4), ("sigmoid", 3), ("exp", 2)],
