@@ -1,3 +1,9 @@
+import os
+
+# Test workers run side by side (pytest-xdist): on a GPU, each allocates what
+# it needs instead of JAX's default of 75 % of the device's memory.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
 import jax
 import jax.random as jr
 import pytest
