@@ -22,7 +22,7 @@ import numpy as np
 import sympy as sp
 
 import symml as sm
-from symml.discretize import discretize
+from symml.discretization import discretize
 from symml.sparsity import (
     color_columns,
     compressed_jacobian,

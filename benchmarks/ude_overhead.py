@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import sympy as sp  # noqa: E402
 
 import symml as sm  # noqa: E402
-from symml.fit._ude import _loss, build_loss  # noqa: E402
+from symml.training._ude import _loss, build_loss  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from lotka_volterra import ALPHA, DELTA, make_data  # noqa: E402

@@ -20,7 +20,7 @@ from ._errors import (
     ZeroDerivativeWarning as ZeroDerivativeWarning,
 )
 from ._memory import use_heap_allocator as use_heap_allocator
-from .discover import (
+from .discovery import (
     CustomLibrary as CustomLibrary,
     Discovery as Discovery,
     FourierLibrary as FourierLibrary,
@@ -28,7 +28,7 @@ from .discover import (
     discover as discover,
     sparse_regression as sparse_regression,
 )
-from .discretize import (
+from .discretization import (
     DiscretizedModel as DiscretizedModel,
     MOLSolution as MOLSolution,
     discretize as discretize,
@@ -42,18 +42,10 @@ from .dsl import (
     trainable as trainable,
 )
 from .export import to_latex as to_latex, write_latex as write_latex
-from .fit import (
-    Data as Data,
-    FitResult as FitResult,
-    Penalty as Penalty,
-    Phase as Phase,
-    adam as adam,
-    fit as fit,
-    lbfgs as lbfgs,
-)
-from .lower import (
+from .lowering import (
     CompiledRHS as CompiledRHS,
     Params as Params,
+    init_params as init_params,
     lower as lower,
     register_function as register_function,
     register_rule as register_rule,
@@ -63,6 +55,16 @@ from .sparsity import (
     compressed_jacobian as compressed_jacobian,
     hessian_sparsity as hessian_sparsity,
     jacobian_sparsity as jacobian_sparsity,
+)
+from .training import (
+    Data as Data,
+    FitResult as FitResult,
+    Penalty as Penalty,
+    Phase as Phase,
+    PINNResult as PINNResult,
+    adam as adam,
+    fit as fit,
+    lbfgs as lbfgs,
 )
 
 __version__ = "0.1.0"

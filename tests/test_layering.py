@@ -1,9 +1,11 @@
 """Dependencies point only backwards along the pipeline.
 
-`dsl/` is plain sympy (it never imports jax, nor any later stage), and
-`discover/` and `export/` never import `fit/`. Checked statically on every
-import statement (including imports inside functions), and by importing
-`symml.dsl` on its own in a fresh interpreter.
+Every subpackage of `symml` appears in `ALLOWED` with the stages it may import;
+a new subpackage fails `test_every_subpackage_is_declared` until it is placed
+in the pipeline. `dsl/` is plain sympy (it never imports jax), and
+`discovery/` and `export/` never import `training/` nor jax. Checked
+statically on every import statement (imports inside functions included), and
+by importing `symml.dsl` on its own in a fresh interpreter.
 """
 
 import ast
@@ -16,7 +18,28 @@ import pytest
 import symml
 
 PACKAGE = Path(symml.__file__).parent
-NUMERIC = {"jax", "jaxlib", "equinox", "diffrax", "optax", "jaxtyping", "pysindy"}
+NUMERIC = {"jax", "jaxlib", "equinox", "diffrax", "optax", "jaxtyping", "lineax"}
+
+# stage -> the symml stages it may import (besides `symml._errors` and other
+# private top-level modules, which every stage may use).
+ALLOWED = {
+    "dsl": set(),
+    "nets": set(),
+    "derivatives": set(),
+    "sparsity": set(),
+    "lowering": {"dsl", "nets", "derivatives"},
+    "discretization": {"dsl", "nets", "derivatives", "lowering", "sparsity"},
+    "training": {
+        "dsl",
+        "nets",
+        "derivatives",
+        "lowering",
+        "sparsity",
+        "discretization",
+    },
+    "discovery": {"dsl"},
+    "export": {"dsl"},
+}
 
 
 def _module_name(path: Path) -> str:
@@ -41,18 +64,33 @@ def _imports(path: Path) -> set[str]:
             else:
                 prefix = node.module
             out.add(prefix)
-            # `from .. import fit` imports the module `symml.fit`.
+            # `from .. import training` imports the module `symml.training`.
             out.update(f"{prefix}.{alias.name}" for alias in node.names)
     return out
 
 
-def _files(subpackage: str) -> list[Path]:
-    return sorted((PACKAGE / subpackage).rglob("*.py"))
+def _subpackages() -> list[str]:
+    return sorted(
+        p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()
+    )
+
+
+def _stages_imported(subpackage: str) -> dict[str, list[str]]:
+    """`{stage: [files importing it]}` for every other stage `subpackage` uses."""
+    out: dict[str, list[str]] = {}
+    for path in sorted((PACKAGE / subpackage).rglob("*.py")):
+        for name in _imports(path):
+            parts = name.split(".")
+            if parts[0] == "symml" and len(parts) > 1:
+                stage = parts[1]
+                if stage != subpackage and stage in ALLOWED:
+                    out.setdefault(stage, []).append(str(path.name))
+    return out
 
 
 def _violations(subpackage: str, forbidden) -> list[str]:
     out = []
-    for path in _files(subpackage):
+    for path in sorted((PACKAGE / subpackage).rglob("*.py")):
         for name in sorted(_imports(path)):
             if any(name == f or name.startswith(f + ".") for f in forbidden):
                 out.append(f"{path.relative_to(PACKAGE.parent)} imports {name}")
@@ -64,39 +102,47 @@ def test_import_resolution():
     # and it finds imports that are there.
     names = _imports(PACKAGE / "dsl" / "_model.py")
     assert "symml._errors" in names
-    assert "symml.dsl._symbols" in names
     assert "sympy" in names
-    assert "symml.nets" in _imports(PACKAGE / "lower" / "_lower.py")
-    assert _violations("lower", NUMERIC)
+    assert "symml.nets" in _imports(PACKAGE / "lowering" / "_lower.py")
+    assert _violations("lowering", NUMERIC)
+    assert "dsl" in _stages_imported("lowering")
 
 
-@pytest.mark.parametrize("subpackage", ["dsl", "lower", "discover", "export", "fit"])
-def test_subpackage_exists(subpackage):
-    assert _files(subpackage), f"symml/{subpackage}/ has no Python files"
+def test_every_subpackage_is_declared():
+    assert set(_subpackages()) == set(ALLOWED), (
+        "place each subpackage of symml in the pipeline: add it to ALLOWED"
+    )
+
+
+@pytest.mark.parametrize("subpackage", sorted(ALLOWED))
+def test_stage_imports_only_earlier_stages(subpackage):
+    used = _stages_imported(subpackage)
+    extra = {s: files for s, files in used.items() if s not in ALLOWED[subpackage]}
+    assert extra == {}, f"symml.{subpackage} imports later stages: {extra}"
+
+
+def test_allowed_table_has_no_cycles():
+    seen: dict[str, int] = {}
+
+    def depth(stage, stack=()):
+        assert stage not in stack, f"cycle: {stack + (stage,)}"
+        if stage not in seen:
+            seen[stage] = 1 + max(
+                (depth(s, stack + (stage,)) for s in ALLOWED[stage]), default=0
+            )
+        return seen[stage]
+
+    for stage in ALLOWED:
+        depth(stage)
 
 
 def test_dsl_imports_no_numerics():
     assert _violations("dsl", NUMERIC) == []
 
 
-def test_dsl_imports_no_later_stage():
-    later = [
-        f"symml.{p.name}"
-        for p in PACKAGE.iterdir()
-        if p.is_dir() and (p / "__init__.py").exists() and p.name != "dsl"
-    ]
-    assert "symml.lower" in later
-    assert _violations("dsl", later) == []
-
-
-@pytest.mark.parametrize("subpackage", ["discover", "export"])
-def test_discover_and_export_never_import_fit(subpackage):
-    assert _violations(subpackage, ["symml.fit"]) == []
-
-
-@pytest.mark.parametrize("subpackage", ["discover", "export"])
-def test_discover_and_export_import_no_jax(subpackage):
-    assert _violations(subpackage, ["jax", "jaxlib"]) == []
+@pytest.mark.parametrize("subpackage", ["discovery", "export"])
+def test_discovery_and_export_import_no_jax_and_no_training(subpackage):
+    assert _violations(subpackage, ["jax", "jaxlib", "symml.training"]) == []
 
 
 def test_dsl_alone_does_not_load_jax():
@@ -111,7 +157,7 @@ import symml.dsl
 t = symml.dsl.states  # the DSL is usable
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in {sorted(NUMERIC)!r})
 assert not loaded, loaded
-assert "symml.lower" not in sys.modules
+assert "symml.lowering" not in sys.modules
 print("ok")
 """
     result = subprocess.run(

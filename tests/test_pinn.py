@@ -10,8 +10,8 @@ import sympy as sp
 from helpers import load_example
 
 import symml as sm
-from symml.fit._sampling import sample_box
-from symml.lower import Compiler, Env, init_params
+from symml.lowering import Compiler, Env, init_params
+from symml.training._sampling import sample_box
 
 t, x = sp.symbols("t x")
 

@@ -3,7 +3,7 @@
 Guarantees: exporting never changes a model; output is produced by a sympy
 `LatexPrinter` subclass (no string surgery), so every sympy construct prints;
 files are written atomically. This subpackage imports sympy and `symml.dsl`
-only, never jax or `symml.fit`.
+only, never jax or `symml.training`.
 """
 
 from ._files import atomic_write as atomic_write, write_text as write_text

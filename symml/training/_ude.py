@@ -12,7 +12,7 @@ import numpy as np
 
 from .._errors import DataError, FitError
 from ..dsl import Model
-from ..lower import CompiledRHS, Params, init_params
+from ..lowering import CompiledRHS, Params, init_params
 from ._data import Data, _name, as_datasets
 from ._optim import Phase, adam, lbfgs, run_phases
 from ._penalty import compile_penalty

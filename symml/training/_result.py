@@ -10,7 +10,7 @@ import numpy as np
 import sympy as sp
 
 from ..dsl import Model
-from ..lower import CompiledRHS, Params
+from ..lowering import CompiledRHS, Params
 from ._data import Data
 
 

@@ -6,7 +6,7 @@ of names); the selected terms are refitted by ordinary least squares, so their
 coefficients are unbiased; the same seed gives the same result; a recovered
 model is a validated [`Model`][symml.Model] that can be fitted, simulated and
 exported again. This subpackage uses numpy, sympy and pysindy, never jax or
-`symml.fit`: it reads a fit result only through `model`, `unknown_samples()`
+`symml.training`: it reads a fit result only through `model`, `unknown_samples()`
 and `parameter_values()`.
 """
 

@@ -8,7 +8,7 @@ import sympy as sp
 
 import symml
 from symml import DiscoverError
-from symml.discover import (
+from symml.discovery import (
     ConcatLibrary,
     CustomLibrary,
     Discovery,

@@ -17,7 +17,7 @@ import sympy as sp
 
 import symml
 from symml import LoweringError, ModelError
-from symml.lower import ELEMENTWISE, Compiler, Env
+from symml.lowering import ELEMENTWISE, Compiler, Env
 
 t = sp.Symbol("t")
 a, b = sp.symbols("a b")

@@ -17,7 +17,7 @@ from sympy.core.function import AppliedUndef
 
 from .._errors import DiscretizeError, LoweringError
 from ..dsl import Model, StateFunction, UnknownOutput
-from ..lower import Compiler, Env, Params, compile_exprs
+from ..lowering import Compiler, Env, Params, compile_exprs
 from ._stencil import (
     KINDS,
     ORDERS,
@@ -100,7 +100,7 @@ def _as_symbol_map(mapping, what: str, allowed: tuple[sp.Symbol, ...]) -> dict:
 class DiscretizedModel:
     """A PDE model discretised in space: an ODE system on a grid.
 
-    Built by [`discretize`][symml.discretize.discretize]; its right-hand side
+    Built by [`discretize`][symml.discretize]; its right-hand side
     is pure and works under `jit`, `vmap` and `grad` in float32 and float64,
     and `diffrax.ODETerm(ode)` works as it is.
 
@@ -481,7 +481,7 @@ class DiscretizedModel:
             raise DiscretizeError(
                 "The model has unknown terms or trainable parameters, so its "
                 "right-hand side needs `params` (e.g. "
-                "`symml.lower.init_params(model, key=jax.random.PRNGKey(0))`)."
+                "`symml.init_params(model, key=jax.random.PRNGKey(0))`)."
             )
         values: dict[Any, Any] = {self._time: t}
         values.update(self._coordinates(u_flat.dtype))
@@ -678,7 +678,7 @@ def discretize(model: Model, grid: Mapping, *, order: int = 2) -> DiscretizedMod
 
     **Returns:**
 
-    A [`DiscretizedModel`][symml.discretize.DiscretizedModel]: the ODE system
+    A [`DiscretizedModel`][symml.DiscretizedModel]: the ODE system
     `du/dt = rhs(t, u, params)` on the grid.
     """
     return DiscretizedModel(model, grid, order=order)

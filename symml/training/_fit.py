@@ -1,5 +1,5 @@
 from .._errors import FitError
-from ..discretize import DiscretizedModel
+from ..discretization import DiscretizedModel
 from ..dsl import Model
 from ._pinn import fit_pinn
 from ._ude import fit_ude

@@ -10,7 +10,7 @@ import sympy as sp
 
 from .._errors import FitError
 from ..dsl import Model
-from ..lower import Compiler, Env, Params
+from ..lowering import Compiler, Env, Params
 from ._sampling import SAMPLERS, sample_box
 
 

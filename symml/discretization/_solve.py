@@ -9,20 +9,20 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from .._errors import DiscretizeError
-from ..lower import Params
+from ..lowering import Params
 from ..sparsity import solve_stiff
 from ._discretize import DiscretizedModel
 
 
 @final
 class MOLSolution:
-    """The result of [`solve`][symml.discretize.solve].
+    """The result of [`solve`][symml.solve].
 
     **Attributes:**
 
     - `ts`: the save times, shape `(T,)`.
     - `ys`: the flat states, shape `(T, n)`.
-    - `ode`: the [`DiscretizedModel`][symml.discretize.DiscretizedModel].
+    - `ode`: the [`DiscretizedModel`][symml.DiscretizedModel].
     - `stats`, `result`: diffrax's statistics and result code.
     """
 
@@ -84,7 +84,7 @@ def solve(
 
     **Arguments:**
 
-    - `ode`: a [`DiscretizedModel`][symml.discretize.DiscretizedModel].
+    - `ode`: a [`DiscretizedModel`][symml.DiscretizedModel].
     - `y0`: the flat initial state (e.g. `ode.initial_state({u: expr})`);
       by default the model's initial conditions (`Eq(u.subs(t, 0), expr)`).
     - `t_span`: `(t0, t1)` (required).
@@ -93,7 +93,7 @@ def solve(
     - `solver`: a diffrax solver or its name (`"Kvaerno5"` by default: stiff).
     - `rtol`, `atol`: the step-size controller's tolerances.
     - `params`: the [`Params`][symml.Params]; required if the model has unknown
-      terms or trainable parameters (`symml.lower.init_params(model, key=...)`).
+      terms or trainable parameters (`symml.init_params(model, key=...)`).
     - `sparse`: for implicit solvers, solve the stage equations with the
       stencil's Jacobian pattern, colouring and a sparse LU
       ([`symml.sparsity.SparseLU`][symml.sparsity.SparseLU]); `False` keeps
@@ -102,7 +102,7 @@ def solve(
 
     **Returns:**
 
-    A [`MOLSolution`][symml.discretize.MOLSolution] with `ts`, flat `ys` and
+    A [`MOLSolution`][symml.MOLSolution] with `ts`, flat `ys` and
     `unflatten()`.
     """
     if not isinstance(ode, DiscretizedModel):
@@ -113,7 +113,7 @@ def solve(
     if params is None and ode._needs_params:
         raise DiscretizeError(
             "The model has unknown terms or trainable parameters, so `solve` needs "
-            "`params=` (e.g. `symml.lower.init_params(model, key=key)`)."
+            "`params=` (e.g. `symml.init_params(model, key=key)`)."
         )
     if t_span is None:
         raise DiscretizeError("`solve` needs `t_span=(t0, t1)`.")

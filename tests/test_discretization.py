@@ -15,8 +15,8 @@ import sympy as sp
 
 import symml as sm
 from symml import DiscretizeError
-from symml.discretize import DiscretizedModel, discretize, solve
-from symml.lower import init_params
+from symml.discretization import DiscretizedModel, discretize, solve
+from symml.lowering import init_params
 from symml.sparsity import jacobian_sparsity
 
 t, x, y = sp.symbols("t x y")
@@ -412,7 +412,7 @@ def test_solve_errors():
 
 
 def test_lowering_does_not_grow_with_grid(monkeypatch):
-    compile_module = importlib.import_module("symml.lower._compile")
+    compile_module = importlib.import_module("symml.lowering._compile")
 
     calls = []
     original = compile_module.find_rule

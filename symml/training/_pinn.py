@@ -13,7 +13,7 @@ import sympy as sp
 from .._errors import FitError
 from ..derivatives import FiniteDifference, get_scheme
 from ..dsl import Model
-from ..lower import Compiler, Env, Params, init_params
+from ..lowering import Compiler, Env, Params, init_params
 from ._optim import Phase, adam, lbfgs, run_phases
 from ._progress import Progress
 from ._result import TrainedMixin

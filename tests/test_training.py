@@ -188,7 +188,7 @@ def test_penalty_on_a_derivative_of_an_unknown():
     import equinox as eqx
     import jax
 
-    from symml.fit._ude import _loss, build_loss
+    from symml.training._ude import _loss, build_loss
 
     model, data, U = _small_ude()
     x, y = model.states
@@ -263,8 +263,8 @@ def test_optimiser_step_compiles_once(phase):
 
     import jax.numpy as jnp
 
-    from symml.fit._optim import run_phases
-    from symml.fit._progress import Progress
+    from symml.training._optim import run_phases
+    from symml.training._progress import Progress
 
     traces = []
 
