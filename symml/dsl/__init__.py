@@ -1,10 +1,12 @@
-"""Declarations: states, fields, parameters, unknown network terms and models.
+"""Declarations: states, fields, parameters, unknown network terms, models
+and observations.
 
 Guarantees: everything here is plain sympy plus light Python classes; this
 subpackage never imports jax. A [`Model`][symml.Model] validates on
 construction, so a lowered or fitted model is always a well-formed one.
 """
 
+from ._data import Data as Data
 from ._model import Model as Model
 from ._symbols import (
     Field as Field,

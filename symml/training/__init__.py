@@ -6,7 +6,7 @@ hands back non-finite weights (a non-finite loss raises
 [`FitResult`][symml.FitResult] with the loss history and the means to predict.
 """
 
-from ._data import Data as Data
+from ..dsl import Data as Data
 from ._fit import fit as fit
 from ._optim import Phase as Phase, adam as adam, lbfgs as lbfgs
 from ._penalty import Penalty as Penalty

@@ -11,7 +11,7 @@ import sympy as sp
 
 from ..dsl import Model
 from ..lowering import CompiledRHS, Params
-from ._data import Data
+from ..dsl import Data
 
 
 @dataclass(frozen=True)

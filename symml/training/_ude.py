@@ -13,7 +13,7 @@ import numpy as np
 from .._errors import DataError, FitError
 from ..dsl import Model
 from ..lowering import CompiledRHS, Params, init_params
-from ._data import Data, _name, as_datasets
+from ..dsl._data import Data, _name, as_datasets
 from ._optim import Phase, adam, lbfgs, run_phases
 from ._penalty import compile_penalty
 from ._progress import Progress
