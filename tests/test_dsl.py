@@ -81,7 +81,7 @@ def test_model_parameters_known_and_trainable():
         [sp.Eq(x.diff(t), a * x), sp.Eq(y.diff(t), -b * y)],
         parameters={a: 1.5, "b": symml.trainable(0.25)},
     )
-    assert m.kind == "ode"
+    assert isinstance(m, symml.ODEModel) and isinstance(m, symml.Model)
     assert m.fixed_parameters == {a: 1.5}
     assert m.trainable_parameters == {b: 0.25}
     assert m.state_names == ("x", "y")
@@ -383,7 +383,7 @@ def test_unknown_index_out_of_range():
         (dict(name="U", inputs=[sp.Symbol("q")], outputs=0), "positive integer"),
         (
             dict(name="U", inputs=[sp.Symbol("q")], input_range=([0, 1], [1, 2])),
-            "one lower and one upper bound per input",
+            "one finite lower and one larger upper bound per input",
         ),
     ],
 )
@@ -418,3 +418,138 @@ def test_equation_of_wrong_type():
 def test_model_error_is_a_value_error():
     assert issubclass(ModelError, ValueError)
     assert issubclass(ModelError, symml.SymmlError)
+
+
+# -- kinds, immutability, persistence ------------------------------------------------
+
+
+def test_model_kinds():
+    x, y = _states()
+    assert type(symml.Model(sp.Eq(x.diff(t), -x))) is symml.ODEModel
+    X = sp.Symbol("X")
+    (u,) = symml.states("u", t, X)
+    pde = symml.Model(
+        sp.Eq(u.diff(t), u.diff(X, 2)), domain={X: (0, 1)}, boundary="periodic"
+    )
+    assert type(pde) is symml.PDEModel and pde.spatial == (X,)
+    f = symml.Field("f", [t], hidden=[4])
+    field = symml.Model(
+        sp.Eq(f.diff(t), -f), conditions=[sp.Eq(f.subs(t, 0), 1)], domain={t: (0, 1)}
+    )
+    assert type(field) is symml.FieldModel and field.fields == (f,)
+    # A kind's own constructor builds that kind, and refuses another.
+    assert type(symml.ODEModel(sp.Eq(x.diff(t), -x))) is symml.ODEModel
+    with pytest.raises(ModelError, match="describe an ODE model"):
+        symml.FieldModel(sp.Eq(x.diff(t), -x))
+
+
+def test_model_is_immutable_and_refuses_pickle():
+    import copy
+    import pickle
+
+    (x,) = _states("x")
+    m = symml.Model(sp.Eq(x.diff(t), -a * x), parameters={a: 1.0})
+    with pytest.raises(ModelError, match="immutable: `parameters` cannot be set"):
+        m.parameters = {}
+    with pytest.raises(ModelError, match="immutable"):
+        del m.rhs
+    assert copy.deepcopy(m) is m and copy.copy(m) is m
+    with pytest.raises(ModelError, match=r"cannot be pickled"):
+        pickle.dumps(m)
+    with pytest.raises(ModelError, match=r"cannot be pickled"):
+        pickle.dumps(symml.Unknown("U", [x]))
+
+
+def test_ode_initial_conditions_and_time_domain():
+    (x,) = _states("x")
+    m = symml.Model(
+        sp.Eq(x.diff(t, 2), -x),
+        conditions=[sp.Eq(x.subs(t, 1), 2 * a), sp.Eq(x.diff(t).subs(t, 1), 0)],
+        parameters={a: 0.5},
+        domain={t: (1, 4)},
+    )
+    assert m.initial_time == 1.0 and m.time_span == (1.0, 4.0)
+    assert m.initial_values == {"x": 2 * a, "x_t": 0}
+    f, params = symml.lower(m)
+    np.testing.assert_array_equal(f.initial_state(), [1.0, 0.0])
+    sol = symml.solve(f, saveat=np.linspace(1.0, 4.0, 7), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        sol[x], np.cos(np.linspace(0.0, 3.0, 7)), rtol=1e-7, atol=1e-8
+    )
+
+
+@pytest.mark.parametrize(
+    "conditions, match",
+    [
+        (lambda x: [sp.Eq(x.subs(t, 0), 1), sp.Eq(x.subs(t, 2), 1)], "different times"),
+        (lambda x: [sp.Eq(x.subs(t, 0), 1), sp.Eq(x.subs(t, 0), 2)], "given twice"),
+        (lambda x: [sp.Eq(x.subs(t, 0) + x.subs(t, 1), 0)], "not an initial value"),
+        (lambda x: [sp.Eq(x.subs(t, 0), sp.Symbol("k"))], "not declared"),
+        (lambda x: [sp.Eq(x.subs(t, 9), 1)], "outside the domain"),
+    ],
+)
+def test_ode_condition_errors(conditions, match):
+    (x,) = _states("x")
+    with pytest.raises(ModelError, match=match):
+        symml.Model(sp.Eq(x.diff(t), -x), conditions=conditions(x), domain={t: (0, 5)})
+
+
+def test_options_that_do_not_apply_are_errors():
+    (x,) = _states("x")
+    with pytest.raises(ModelError, match="`boundary=` applies to PDE models"):
+        symml.Model(sp.Eq(x.diff(t), -x), boundary="periodic")
+    with pytest.raises(ModelError, match="`domain=` names `z`"):
+        symml.Model(sp.Eq(x.diff(t), -x), domain={sp.Symbol("z"): (0, 1)})
+    X = sp.Symbol("X")
+    f = symml.Field("f", [X], hidden=[4])
+    with pytest.raises(ModelError, match=r"imposed at `X = 2.0`, outside the domain"):
+        symml.Model(
+            sp.Eq(f.diff(X, 2), -f),
+            conditions=[sp.Eq(f.subs(X, 2), 0)],
+            domain={X: (0, 1)},
+        )
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(hidden="32"), "list of layer widths"),
+        (dict(hidden=[0]), "positive integer widths"),
+        (dict(hidden=[3.5]), "positive integer widths"),
+        (dict(hidden=[True]), "positive integer widths"),
+        (dict(activation=3), "activation name"),
+        (dict(outputs=True), "positive integer"),
+        (dict(input_range=((1,), (0,))), "one larger upper bound"),
+        (dict(input_range=((np.nan,), (1,))), "one larger upper bound"),
+        (dict(input_range=(0, 1)), "one larger upper bound"),
+    ],
+)
+def test_network_declaration_errors(kwargs, match):
+    with pytest.raises(ModelError, match=match):
+        symml.Unknown("U", [sp.Symbol("q")], **kwargs)
+
+
+def test_field_declaration_errors():
+    with pytest.raises(ModelError, match="`hidden` of `Field` 'u'"):
+        symml.Field("u", [t], hidden=[-1])
+
+
+def test_dense_numeric_mass_matrix_is_solved_numerically():
+    # A dense, well-conditioned 6x6 numeric mass matrix M x' = -x + sin(t):
+    # the solution is M^-1 (-x + sin t), compared with numpy's.
+    n = 6
+    xs = symml.states(" ".join(f"x{i}" for i in range(n)), t)
+    rng = np.random.default_rng(0)
+    M = rng.uniform(-1, 1, (n, n)) + n * np.eye(n)
+    eqs = [
+        sp.Eq(sum(sp.Float(M[i, j]) * xs[j].diff(t) for j in range(n)), -xs[i])
+        for i in range(n)
+    ]
+    m = symml.Model(eqs)
+    f, params = symml.lower(m)
+    u = rng.normal(size=n)
+    expected = np.linalg.solve(M, -u)
+    order = [m.state_names.index(f"x{i}") for i in range(n)]
+    np.testing.assert_allclose(
+        np.asarray(f(0.0, u[np.argsort(order)], params))[order], expected, rtol=1e-10
+    )

@@ -7,7 +7,12 @@ construction, so a lowered or fitted model is always a well-formed one.
 """
 
 from ._data import Data as Data
-from ._model import Model as Model
+from ._model import (
+    FieldModel as FieldModel,
+    Model as Model,
+    ODEModel as ODEModel,
+    PDEModel as PDEModel,
+)
 from ._symbols import (
     Field as Field,
     FieldFunction as FieldFunction,

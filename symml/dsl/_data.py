@@ -8,11 +8,16 @@ import sympy as sp
 from .._errors import DataError
 
 
-def _name(key) -> str:
+def state_key(key) -> str:
     if isinstance(key, str):
         return key
     if isinstance(key, sp.Basic):
         func = getattr(key, "func", None)
+        if isinstance(key, sp.Derivative) and isinstance(
+            key.expr, sp.core.function.AppliedUndef
+        ):
+            t = key.variables
+            return key.expr.func.__name__ + "_" + "".join(map(str, t))
         if isinstance(key, sp.core.function.AppliedUndef):
             return func.__name__
         if isinstance(key, sp.Symbol):
@@ -21,6 +26,30 @@ def _name(key) -> str:
         f"Observations must be keyed by state (e.g. `x` from `symml.states`) or by "
         f"state name; got {key!r}."
     )
+
+
+def _real_array(values, what: str) -> np.ndarray:
+    """`values` as a float array, or a `DataError` for ragged, non-numeric or
+    complex input (numpy would drop an imaginary part silently)."""
+    try:
+        array = np.asarray(values)
+    except ValueError:
+        raise DataError(
+            f"{what} are ragged (rows of different lengths); give a rectangular array."
+        ) from None
+    if array.dtype == object:
+        raise DataError(
+            f"{what} are ragged or hold non-numbers; give a rectangular array of "
+            "real numbers."
+        )
+    if np.iscomplexobj(array):
+        raise DataError(
+            f"{what} are complex; symml fits real-valued models. Split real and "
+            "imaginary parts into two states."
+        )
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise DataError(f"{what} hold values of type {array.dtype}; give real numbers.")
+    return array.astype(float)
 
 
 class Data:
@@ -39,7 +68,7 @@ class Data:
     """
 
     def __init__(self, t, values: Mapping):
-        t = np.asarray(t, dtype=float)
+        t = _real_array(t, "`t`")
         if t.ndim != 1 or t.size < 2:
             raise DataError(
                 f"`t` must be a 1-D array of at least two times; got shape {t.shape}."
@@ -58,10 +87,10 @@ class Data:
             )
         out = {}
         for key, v in values.items():
-            name = _name(key)
+            name = state_key(key)
             if name in out:
                 raise DataError(f"The state `{name}` is observed twice in `values`.")
-            v = np.asarray(v, dtype=float)
+            v = _real_array(v, f"The observations of `{name}`")
             if v.ndim == 0 or v.shape[0] != t.size:
                 raise DataError(
                     f"The observations of `{name}` have shape {v.shape}; expected "
@@ -70,9 +99,10 @@ class Data:
                 )
             bad = ~np.isfinite(v)
             if bad.any():
+                first = np.argwhere(bad)[0][0]
                 raise DataError(
                     f"The observations of `{name}` contain {int(bad.sum())} non-finite"
-                    f" value(s) (first at t = {t[np.argmax(bad)]}); remove them."
+                    f" value(s) (first at t = {t[first]}); remove them."
                 )
             out[name] = v
         self.t = t
@@ -82,7 +112,7 @@ class Data:
     def from_array(cls, t, y, names) -> "Data":
         """Build `Data` from an array `y` of shape `(T, len(names))`."""
         y = np.asarray(y, dtype=float)
-        names = [_name(n) for n in names]
+        names = [state_key(n) for n in names]
         if y.ndim != 2 or y.shape[1] != len(names):
             raise DataError(
                 f"`y` has shape {y.shape}; expected (T, {len(names)}), one column "
@@ -93,23 +123,6 @@ class Data:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self.values)
-
-    def check_against(self, state_names, shapes: dict | None = None) -> None:
-        """Raise [`DataError`][symml.DataError] if a name is not a state, or an
-        observation does not have the state's shape (`shapes[name]`, `()` for
-        an ODE state, the grid shape for a discretised field)."""
-        for name, v in self.values.items():
-            if name not in state_names:
-                raise DataError(
-                    f"The data observe `{name}`, which is not a state of the model; "
-                    f"its states are {', '.join(state_names)}."
-                )
-            if shapes is not None and v.shape[1:] != tuple(shapes[name]):
-                raise DataError(
-                    f"Each observation of `{name}` has shape {v.shape[1:]}; the "
-                    f"model's `{name}` has shape {tuple(shapes[name])}. Observe "
-                    "fields on the discretisation grid."
-                )
 
     def __repr__(self) -> str:
         return (

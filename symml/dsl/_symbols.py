@@ -2,7 +2,9 @@
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import sympy as sp
 from sympy.core.function import AppliedUndef, UndefinedFunction
 
@@ -78,7 +80,40 @@ class FieldSpec:
 
     name: str
     hidden: tuple[int, ...]
-    activation: str
+    activation: Any
+
+
+def check_hidden(hidden, owner: str) -> tuple[int, ...]:
+    """`hidden` as a tuple of positive layer widths, or a `ModelError`."""
+    if isinstance(hidden, str | bytes) or not hasattr(hidden, "__iter__"):
+        raise ModelError(
+            f"`hidden` of {owner} must be a list of layer widths such as `[32, 32]`;"
+            f" got {hidden!r}."
+        )
+    widths = tuple(hidden)
+    for w in widths:
+        if isinstance(w, bool) or not isinstance(w, int | np.integer) or w < 1:
+            raise ModelError(
+                f"`hidden` of {owner} must hold positive integer widths; got "
+                f"{hidden!r}. Use e.g. `hidden=[32, 32]` (or `[]` for a linear "
+                "map)."
+            )
+    return tuple(int(w) for w in widths)
+
+
+def check_activation(activation, owner: str):
+    """A name (checked against the registry when the network is built) or an
+    activation object with a `name`."""
+    if isinstance(activation, str):
+        if not activation:
+            raise ModelError(f"`activation` of {owner} is an empty string.")
+        return activation
+    if callable(activation) and isinstance(getattr(activation, "name", None), str):
+        return activation
+    raise ModelError(
+        f"`activation` of {owner} must be an activation name such as 'tanh' or a "
+        f"`symml.nets.Activation`; got {activation!r}."
+    )
 
 
 def Field(
@@ -105,7 +140,10 @@ def Field(
     """
     (name,) = _split_names([name])
     variables = _as_variables(variables, "Field")
-    spec = FieldSpec(name, tuple(int(h) for h in hidden), str(activation))
+    owner = f"`Field` {name!r}"
+    spec = FieldSpec(
+        name, check_hidden(hidden, owner), check_activation(activation, owner)
+    )
     return UndefinedFunction(name, bases=(FieldFunction,), spec=spec)(*variables)
 
 

@@ -1,9 +1,34 @@
 """Unknown terms: network outputs usable as sympy expressions."""
 
+import math
+
 import sympy as sp
 from sympy.core.function import AppliedUndef, UndefinedFunction
 
 from .._errors import ModelError
+from ._symbols import check_activation, check_hidden
+
+
+def _check_range(input_range, n: int, owner: str):
+    if input_range is None:
+        return None
+    message = (
+        f"`input_range` of {owner} must be `(lower, upper)` with one finite lower "
+        f"and one larger upper bound per input ({n}), e.g. "
+        f"`(({', '.join(['0'] * n)}), ({', '.join(['1'] * n)}))`; got "
+        f"{input_range!r}."
+    )
+    try:
+        lo, hi = input_range
+        lo, hi = tuple(map(float, lo)), tuple(map(float, hi))
+    except (TypeError, ValueError):
+        raise ModelError(message) from None
+    if len(lo) != n or len(hi) != n:
+        raise ModelError(message)
+    for a, b in zip(lo, hi, strict=True):
+        if not (math.isfinite(a) and math.isfinite(b) and a < b):
+            raise ModelError(message)
+    return lo, hi
 
 
 class UnknownOutput(AppliedUndef):
@@ -53,25 +78,18 @@ class Unknown:
         inputs = tuple(sp.sympify(i) for i in inputs)
         if not inputs:
             raise ModelError(f"`Unknown` {name!r} needs at least one input.")
-        if not isinstance(outputs, int) or outputs < 1:
+        if isinstance(outputs, bool) or not isinstance(outputs, int) or outputs < 1:
             raise ModelError(
                 f"`outputs` of `Unknown` {name!r} must be a positive integer; got "
                 f"{outputs!r}."
             )
+        owner = f"`Unknown` {name!r}"
         self.name = name
         self.inputs = inputs
         self.n_outputs = outputs
-        self.hidden = tuple(int(h) for h in hidden)
-        self.activation = activation
-        if input_range is not None:
-            lo, hi = input_range
-            if len(lo) != len(inputs) or len(hi) != len(inputs):
-                raise ModelError(
-                    f"`input_range` of `Unknown` {name!r} must give one lower and "
-                    f"one upper bound per input ({len(inputs)})."
-                )
-            input_range = (tuple(map(float, lo)), tuple(map(float, hi)))
-        self.input_range = input_range
+        self.hidden = check_hidden(hidden, owner)
+        self.activation = check_activation(activation, owner)
+        self.input_range = _check_range(input_range, len(inputs), owner)
         self.functions = tuple(
             UndefinedFunction(
                 f"{name}_{i}", bases=(UnknownOutput,), unknown=self, index=i
@@ -79,6 +97,13 @@ class Unknown:
             for i in range(outputs)
         )
         self.outputs = tuple(f(*inputs) for f in self.functions)
+
+    def __reduce_ex__(self, protocol):
+        raise ModelError(
+            f"The `Unknown` {self.name!r} cannot be pickled: its outputs are sympy "
+            "classes made at declaration time. Declare it anew in the other "
+            "process."
+        )
 
     def __getitem__(self, i: int) -> sp.Expr:
         try:
