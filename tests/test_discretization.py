@@ -14,9 +14,7 @@ import scipy.linalg as sla
 import sympy as sp
 
 import symml as sm
-from symml import DiscretizeError
-from symml.discretization import DiscretizedModel, discretize, solve
-from symml.lowering import init_params
+from symml import DiscretizedModel, DiscretizeError, discretize, init_params, solve
 from symml.sparsity import jacobian_sparsity
 
 t, x, y = sp.symbols("t x y")
@@ -400,12 +398,18 @@ def test_solve_errors():
     model, (u, v) = _brusselator_like("periodic")
     ode = discretize(model, {x: 4, y: 4})
     u0 = ode.initial_state({u: 1, v: 1})
-    with pytest.raises(DiscretizeError, match="not a diffrax solver"):
+    with pytest.raises(DiscretizeError, match="not a diffrax ODE solver"):
         solve(ode, u0, (0.0, 1.0), solver="RungeKutta9000")
     with pytest.raises(DiscretizeError, match=r"`y0` has shape \(3,\)"):
         solve(ode, jnp.zeros(3), (0.0, 1.0))
-    with pytest.raises(DiscretizeError, match="needs a `DiscretizedModel`"):
+    with pytest.raises(sm.LoweringError, match="needs a lowered system"):
         solve(model, u0, (0.0, 1.0))
+    with pytest.raises(DiscretizeError, match=r"t0 < t1 \(symml integrates forward"):
+        solve(ode, u0, (1.0, 0.0))
+    with pytest.raises(DiscretizeError, match="outside `t_span`"):
+        solve(ode, u0, (0.0, 1.0), saveat=[0.5, 2.0])
+    with pytest.raises(DiscretizeError, match="not finite"):
+        solve(ode, u0.at[3].set(np.nan), (0.0, 1.0))
 
 
 # -- lowering is flat in the grid size ----------------------------------------------
@@ -561,7 +565,7 @@ def test_error_boundary_conditions():
 def test_error_initial_state_and_layout():
     model, u = _heat()
     ode = discretize(model, {x: 8})
-    with pytest.raises(DiscretizeError, match="no initial condition for `u`"):
+    with pytest.raises(DiscretizeError, match="No initial value for `u`"):
         ode.initial_state()
     with pytest.raises(DiscretizeError, match="`w` is not a state"):
         ode.initial_state({u: x, "w": x})
@@ -569,9 +573,9 @@ def test_error_initial_state_and_layout():
         ode.initial_state({u: sp.Symbol("q") * x})
     with pytest.raises(DiscretizeError, match="expected a last axis of size 8"):
         ode.unflatten(jnp.zeros(7))
-    with pytest.raises(DiscretizeError, match="expected the grid shape"):
+    with pytest.raises(DiscretizeError, match=r"has shape \(7,\); expected \(8,\)"):
         ode.flatten({"u": jnp.zeros(7)})
-    with pytest.raises(DiscretizeError, match="`u` is missing"):
+    with pytest.raises(DiscretizeError, match="missing `u`"):
         ode.flatten({})
 
 

@@ -12,12 +12,12 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as ssp
 import sympy as sp
-from jaxtyping import Array, ArrayLike, Float, Scalar
+from jaxtyping import Array, Float, Scalar
 from sympy.core.function import AppliedUndef
 
 from .._errors import DiscretizeError, LoweringError
-from ..dsl import Model, StateFunction, UnknownOutput
-from ..lowering import Compiler, Env, Params, compile_exprs
+from ..dsl import Model, PDEModel, StateFunction, UnknownOutput
+from ..lowering import AbstractSystem, Compiler, Env, Params, compile_exprs
 from ._stencil import (
     KINDS,
     ORDERS,
@@ -97,8 +97,10 @@ def _as_symbol_map(mapping, what: str, allowed: tuple[sp.Symbol, ...]) -> dict:
 
 
 @final
-class DiscretizedModel:
-    """A PDE model discretised in space: an ODE system on a grid.
+class DiscretizedModel(AbstractSystem):
+    """A PDE model discretised in space: an ODE system on a grid, and an
+    [`AbstractSystem`][symml.AbstractSystem] whose states have the grid's
+    shape.
 
     Built by [`discretize`][symml.discretize]; its right-hand side
     is pure and works under `jit`, `vmap` and `grad` in float32 and float64,
@@ -119,6 +121,10 @@ class DiscretizedModel:
     The flat vector is state-major: `concatenate([u.ravel(), v.ravel()])`
     (C order over the grid).
     """
+
+    # Diffusion makes discretised PDEs stiff: an implicit solver by default.
+    _default_solver = "Kvaerno5"
+    _error = DiscretizeError
 
     def __init__(self, model: Model, grid: Mapping, *, order: int = 2):
         _check_model(model)
@@ -150,14 +156,12 @@ class DiscretizedModel:
                     f"`grid[{v}] = {size}` is too small; use at least {least} "
                     "points (more for the stencils)."
                 )
-        self.model = model
+        self._model = model
         self.order = order
         self._time = model.independent
         self._spatial = spatial
-        self.state_names = tuple(model.state_names)
-        self._state_keys = {n: sp.Dummy(n) for n in self.state_names}
+        self._state_keys = {n: sp.Dummy(n) for n in model.state_names}
         self._trainable = list(model.trainable_parameters)
-        self._needs_params = bool(model.unknowns or self._trainable)
 
         exprs = [e.doit(deep=True) for e in model.rhs]
         widths = self._scan(exprs)
@@ -171,7 +175,6 @@ class DiscretizedModel:
         self.spacing = {a.var: a.h for a in axes}
         self.shape = tuple(a.n for a in axes)
         self.size = math.prod(self.shape)
-        self.n = len(self.state_names) * self.size
 
         self._compiler = Compiler(
             bound=[self._time, *spatial, *self._trainable],
@@ -362,107 +365,52 @@ class DiscretizedModel:
             env.cache[key] = out
         return out
 
-    # -- the flat layout ----------------------------------------------------------
+    # -- the system's layout and initial values -----------------------------------
 
-    def state_slice(self, name: str) -> slice:
-        """The slice of the flat vector holding state `name`."""
-        if name not in self.state_names:
-            raise DiscretizeError(
-                f"`{name}` is not a state of the model; the states are "
-                f"{', '.join(map(repr, self.state_names))}."
+    @property
+    def model(self) -> Model:
+        return self._model
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return self._model.state_names
+
+    def state_shape(self, name: str) -> tuple[int, ...]:
+        self._name(name)
+        return self.shape
+
+    def _initial_value(self, name: str, value: Any, dtype) -> Array:
+        if isinstance(value, sp.Basic | int | float) and not isinstance(value, bool):
+            compiler = Compiler(
+                bound=self._spatial, constants=self._model.fixed_parameters
             )
-        i = self.state_names.index(name)
-        return slice(i * self.size, (i + 1) * self.size)
-
-    def unflatten(self, u_flat: Float[ArrayLike, "... n"]) -> dict[str, Array]:
-        """`{state name: array of shape (..., *shape)}` from a flat vector (or a
-        batch of them, e.g. `solution.ys`)."""
-        u_flat = jnp.asarray(u_flat)
-        if u_flat.shape[-1:] != (self.n,):
-            raise DiscretizeError(
-                f"`u_flat` has shape {u_flat.shape}; expected a last axis of size "
-                f"{self.n} (= {len(self.state_names)} states x {self.size} points)."
-            )
-        batch = u_flat.shape[:-1]
-        return {
-            n: u_flat[..., self.state_slice(n)].reshape(*batch, *self.shape)
-            for n in self.state_names
-        }
-
-    def flatten(self, values: Mapping[str, ArrayLike]) -> Float[Array, " n"]:
-        """The flat vector of `{state name: array of the grid shape}`."""
-        values = {str(getattr(k, "func", k)): v for k, v in values.items()}
-        parts = []
-        for n in self.state_names:
-            if n not in values:
-                raise DiscretizeError(
-                    f"`flatten` needs a value for every state; `{n}` is missing."
-                )
-            v = jnp.asarray(values[n])
+            env = Env(self._coordinates(dtype), {}, {})
             try:
-                v = jnp.broadcast_to(v, self.shape)
-            except ValueError:
+                value = compiler(sp.sympify(value))(env)
+            except LoweringError as e:
                 raise DiscretizeError(
-                    f"The value of `{n}` has shape {v.shape}; expected the grid "
-                    f"shape {self.shape}."
+                    f"The initial value of `{name}`, `{value}`, must be an "
+                    f"expression of the spatial variables and fixed parameters: {e}"
                 ) from None
-            parts.append(v.ravel())
-        return jnp.concatenate(parts)
+        value = jnp.asarray(value, dtype)
+        try:
+            return jnp.broadcast_to(value, self.shape)
+        except ValueError:
+            raise DiscretizeError(
+                f"The initial value of `{name}` has shape {value.shape}; expected "
+                f"the grid shape {self.shape}."
+            ) from None
 
-    def initial_state(self, values: Mapping | None = None) -> Float[Array, " n"]:
-        """The flat initial state.
-
-        **Arguments:**
-
-        - `values`: `{state: value}`, keyed by the state (`u`) or its name, where
-          a value is a sympy expression of the spatial variables (and fixed
-          parameters), a number, or an array of the grid shape. `None` takes
-          the model's initial conditions `Eq(u.subs(t, t0), expr)`.
-
-        **Returns:**
-
-        The flat vector (state-major, C order).
-        """
-        if values is None:
-            values = self._initial_conditions()
-        compiler = Compiler(bound=self._spatial, constants=self.model.fixed_parameters)
-        env = Env(self._coordinates(jnp.zeros(()).dtype), {}, {})
-        out = {}
-        for key, value in values.items():
-            name = str(getattr(key, "func", key))
-            if isinstance(value, sp.Basic | int | float) and not isinstance(
-                value, bool
-            ):
-                try:
-                    out[name] = compiler(sp.sympify(value))(env)
-                except LoweringError as e:
-                    raise DiscretizeError(
-                        f"The initial value of `{name}`, `{value}`, must be an "
-                        f"expression of the spatial variables and fixed parameters: "
-                        f"{e}"
-                    ) from None
-            else:
-                out[name] = value
-        for name in out:
-            self.state_slice(name)  # a clear error for an unknown name
-        return self.flatten(out)
-
-    def _initial_conditions(self) -> dict[str, sp.Expr]:
+    def _default_initial_values(self) -> dict[str, sp.Expr]:
+        """`{state: expression}` from conditions `Eq(u.subs(t, t0), expr)`."""
         t = self._time
         out = {}
-        for cond in self.model.conditions:
+        for cond in self._model.conditions:
             f = cond.lhs
             if isinstance(f, StateFunction):
-                args = dict(zip(self.model.variables, f.args, strict=True))
+                args = dict(zip(self._model.variables, f.args, strict=True))
                 if args[t].is_number and all(args[v] == v for v in self._spatial):
                     out[f.func.__name__] = cond.rhs
-        missing = [n for n in self.state_names if n not in out]
-        if missing:
-            raise DiscretizeError(
-                f"`initial_state()` found no initial condition for "
-                f"{', '.join(f'`{n}`' for n in missing)}; pass `values=` or add "
-                f"`Eq(u.subs({t}, 0), expr)` to the model's `conditions=`."
-            )
         return out
 
     # -- evaluation ---------------------------------------------------------------
@@ -477,7 +425,7 @@ class DiscretizedModel:
         return out
 
     def _env(self, t, u_flat, params: Params | None) -> Env:
-        if params is None and self._needs_params:
+        if params is None and self.needs_params:
             raise DiscretizeError(
                 "The model has unknown terms or trainable parameters, so its "
                 "right-hand side needs `params` (e.g. "
@@ -509,9 +457,12 @@ class DiscretizedModel:
 
         `du_flat/dt`, of the dtype of `u_flat`.
         """
-        u_flat = jnp.asarray(u_flat)
-        if not jnp.issubdtype(u_flat.dtype, jnp.floating):
-            u_flat = u_flat.astype(float)
+        u_flat = self.check_state(u_flat, "u_flat")
+        if u_flat.ndim != 1:
+            raise DiscretizeError(
+                f"`u_flat` has shape {u_flat.shape}; the right-hand side takes one "
+                f"flat state of shape ({self.n},) (use `jax.vmap` for a batch)."
+            )
         env = self._env(t, u_flat, params)
         parts = [
             jnp.broadcast_to(jnp.asarray(r(env), u_flat.dtype), self.shape).ravel()
@@ -622,14 +573,14 @@ def _check_model(model) -> None:
         raise DiscretizeError(
             f"`discretize` needs a symml `Model`; got {type(model).__name__}."
         )
-    if model.kind != "pde":
+    if not isinstance(model, PDEModel):
         raise DiscretizeError(
             f"`discretize` needs a PDE model with states (declared with "
-            f"`symml.states(names, t, x, ...)` and `domain=`); this is an "
-            f"{model.kind.upper()} model. "
+            f"`symml.states(names, t, x, ...)` and `domain=`); this is "
+            f"{model._kind}. "
             + (
                 "Lower an ODE model with `symml.lower`."
-                if model.kind == "ode"
+                if model.states
                 else "Fields are fitted by physics-informed networks, not "
                 "discretised: declare states instead."
             )

@@ -6,7 +6,7 @@ files are written atomically. This subpackage imports sympy and `symml.dsl`
 only, never jax or `symml.training`.
 """
 
-from ._files import atomic_write as atomic_write, write_text as write_text
+from .._files import atomic_write as atomic_write, write_text as write_text
 from ._latex import (
     SymmlLatexPrinter as SymmlLatexPrinter,
     to_latex as to_latex,

@@ -10,8 +10,8 @@ from sympy.core.function import AppliedUndef
 from sympy.printing.latex import LatexPrinter
 
 from .._errors import ExportError
+from .._files import write_text
 from ..dsl import FieldFunction, Model, StateFunction, UnknownOutput
-from ._files import write_text
 
 # The functions printed by name. sympy dispatches on the class's own name
 # first, so a state called `gamma` would otherwise reach `_print_gamma` (the

@@ -8,15 +8,13 @@ lowered by a rule found in a registry by class; a construct without a rule is a
 """
 
 from ._compile import Compiler as Compiler, Env as Env, compile_exprs as compile_exprs
-from ._lower import (
-    CompiledRHS as CompiledRHS,
-    Params as Params,
-    init_params as init_params,
-    lower as lower,
-)
+from ._lower import CompiledRHS as CompiledRHS, lower as lower
+from ._params import Params as Params, init_params as init_params
 from ._rules import (
     ELEMENTWISE as ELEMENTWISE,
     RULES as RULES,
     register_function as register_function,
     register_rule as register_rule,
 )
+from ._solve import Solution as Solution, solve as solve
+from ._system import AbstractSystem as AbstractSystem

@@ -1,106 +1,47 @@
-"""`lower`: a Model → a pure JAX function and its initial parameters."""
+"""`lower`: an ODE model → a pure JAX right-hand side and its parameters."""
 
-import equinox as eqx
+from typing import Any
+
 import jax.numpy as jnp
-import jax.random as jr
+import scipy.sparse as ssp
 import sympy as sp
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
 from .._errors import LoweringError
-from ..dsl import Model, Unknown
-from ..nets import make_network
+from ..dsl import Model, ODEModel
 from ._compile import Compiler, Env, compile_exprs
+from ._params import Params, check_dtype, check_key
+from ._system import AbstractSystem
 
 
-class Params(eqx.Module):
-    """Everything a lowered model learns.
-
-    **Fields:**
-
-    - `values`: `{name: scalar array}` for each trainable parameter.
-    - `networks`: `{name: network}` for each unknown term or field.
-    """
-
-    values: dict[str, Float[Array, ""]]
-    networks: dict[str, eqx.Module]
+def _scalar(value, dtype) -> Array:
+    return jnp.broadcast_to(jnp.asarray(value, dtype), ())
 
 
-def _unknown_network(u: Unknown, key, dtype, final_scale):
-    in_range = u.input_range
-    return make_network(
-        len(u.inputs),
-        u.n_outputs,
-        u.hidden,
-        u.activation,
-        key=key,
-        dtype=dtype,
-        in_range=in_range,
-        final_scale=final_scale,
-    )
-
-
-def init_params(
-    model: Model, *, key: PRNGKeyArray, dtype=None, final_scale: float = 1.0
-) -> Params:
-    """Initial [`Params`][symml.Params] of `model`: trainable parameters at their
-    initial values and freshly initialised networks, one key per network in
-    declaration order (so adding a network does not change the others)."""
-    dtype = jnp.zeros(()).dtype if dtype is None else dtype
-    values = {
-        str(p): jnp.asarray(v, dtype) for p, v in model.trainable_parameters.items()
-    }
-    networks = {}
-    keys = jr.split(key, max(1, len(model.unknowns) + len(model.fields)))
-    for k, u in zip(keys, model.unknowns, strict=False):
-        networks[u.name] = _unknown_network(u, k, dtype, final_scale)
-    for k, f in zip(keys[len(model.unknowns) :], model.fields, strict=False):
-        spec = f.func.spec
-        networks[spec.name] = make_network(
-            len(f.args),
-            1,
-            spec.hidden,
-            spec.activation,
-            key=k,
-            dtype=dtype,
-            in_range=_field_range(f.args, model.domain),
-        )
-    return Params(values, networks)
-
-
-def _field_range(variables, domain) -> tuple[list[float], list[float]] | None:
-    """The input range of a field's network: its variables' domain, so that a
-    field on t ∈ [0, 100] sees inputs in [-1, 1]. A variable without a domain is
-    passed through unscaled (the range (-1, 1) is the identity map)."""
-    if not any(v in domain for v in variables):
-        return None
-    lower = [float(domain[v][0]) if v in domain else -1.0 for v in variables]
-    upper = [float(domain[v][1]) if v in domain else 1.0 for v in variables]
-    return lower, upper
-
-
-class CompiledRHS:
-    """The right-hand side `f(t, u, params) -> du/dt` of a first-order ODE system.
+class CompiledRHS(AbstractSystem):
+    """The right-hand side `f(t, u, params) -> du/dt` of a first-order ODE
+    system: an [`AbstractSystem`][symml.AbstractSystem] whose states are
+    scalars.
 
     Pure: safe under `jit`, `vmap` and `grad` (with respect to `t`, `u` and
     `params`, network weights included). Its signature is diffrax's vector
     field signature, so `diffrax.ODETerm(f)` works as it is.
 
-    **Attributes:** `model`, `state_names` (the order of `u`), `scheme`.
+    **Attributes:** `model`, `state_names` (the order of `u`), `scheme` (the
+    derivative scheme of network derivatives).
     """
 
-    def __init__(self, model: Model, scheme=None, rules=None):
-        if model.kind != "ode":
-            how = (
-                "use `symml.discretize(model, grid)` first"
-                if model.kind == "pde"
-                else "fit it with `symml.fit`, which builds its residual"
-            )
+    def __init__(self, model: ODEModel, scheme=None, rules=None):
+        if not isinstance(model, ODEModel):
             raise LoweringError(
-                f"`lower` compiles ODE models; this is a {model.kind.upper()} model: "
-                f"{how}."
+                f"`lower` compiles ODE models; this is {model._kind}: "
+                + (
+                    "discretise it with `symml.discretize(model, grid)` first."
+                    if model.states
+                    else "fit it with `symml.fit`, which builds its residual."
+                )
             )
-        self.model = model
-        self.state_names = model.state_names
+        self._model = model
         self.scheme = scheme
         self._time = model.independent
         self._states = [sp.Dummy(n) for n in model.state_names]
@@ -119,33 +60,60 @@ class CompiledRHS:
             u.name: compile_exprs([i.xreplace(subs) for i in u.inputs], compiler)
             for u in model.unknowns
         }
+        fixed = model.fixed_parameters
+        self._initial = {
+            name: float(sp.sympify(v).xreplace(fixed))
+            for name, v in model.initial_values.items()
+        }
 
-    def _env(self, t, u, params: Params) -> Env:
+    @property
+    def model(self) -> ODEModel:
+        return self._model
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return self._model.state_names
+
+    def state_shape(self, name: str) -> tuple[int, ...]:
+        self._name(name)
+        return ()
+
+    def _env(self, t, u, params: Params | None) -> Env:
+        if params is None and self.needs_params:
+            raise LoweringError(
+                "The model has unknown terms or trainable parameters, so its "
+                "right-hand side needs `params` (from `symml.lower` or "
+                "`symml.init_params(model, key=...)`)."
+            )
         values = {self._time: t}
         values.update({s: u[i] for i, s in enumerate(self._states)})
-        values.update({p: params.values[str(p)] for p in self._trainable})
-        return Env(values, params.networks, self._requests)
+        if params is not None:
+            values.update({p: params.values[str(p)] for p in self._trainable})
+        networks = params.networks if params is not None else {}
+        return Env(values, networks, self._requests)
 
     def __call__(
-        self, t: Scalar, u: Float[Array, " n"], params: Params
+        self, t: Scalar, u: Float[Array, " n"], params: Params | None = None
     ) -> Float[Array, " n"]:
-        u = jnp.asarray(u)
+        u = self.check_state(u)
+        if u.ndim != 1:
+            raise LoweringError(
+                f"`u` has shape {u.shape}; the right-hand side takes one state of "
+                f"shape ({self.n},) (use `jax.vmap` for a batch)."
+            )
         env = self._env(t, u, params)
-        return jnp.stack(
-            [jnp.broadcast_to(jnp.asarray(r(env), u.dtype), ()) for r in self._rhs]
-        )
+        return jnp.stack([_scalar(r(env), u.dtype) for r in self._rhs])
 
-    def jacobian_sparsity(self):
+    def jacobian_sparsity(self) -> ssp.csr_matrix:
         """The `(n, n)` boolean pattern of `d f / d u`, exact from the symbolic
         structure: entry `(i, j)` is set when the right-hand side of state `i`
         involves state `j` (network terms depend on their declared inputs)."""
-        import scipy.sparse as ssp
-
         n = len(self._states)
         rows, cols = [], []
         for i, expr in enumerate(self._expressions):
+            free = expr.free_symbols
             for j, s in enumerate(self._states):
-                if s in expr.free_symbols:
+                if s in free:
                     rows.append(i)
                     cols.append(j)
         data = [True] * len(rows)
@@ -153,18 +121,33 @@ class CompiledRHS:
 
     def unknown_values(
         self, t: Scalar, u: Float[Array, " n"], params: Params
-    ) -> dict[str, tuple[Float[Array, " k"], Float[Array, " m"]]]:
-        """`{name: (inputs, outputs)}` of every unknown term at one state: what
-        its network sees and what it returns (the data for discovery)."""
-        u = jnp.asarray(u)
+    ) -> dict[str, tuple[Float[Array, "1 k"], Float[Array, "1 m"]]]:
+        u = self.check_state(u)
         env = self._env(t, u, params)
         out = {}
         for name, inputs in self._inputs.items():
-            x = jnp.stack(
-                [jnp.broadcast_to(jnp.asarray(i(env), u.dtype), ()) for i in inputs]
-            )
-            out[name] = (x, params.networks[name](x))
+            x = jnp.stack([_scalar(i(env), u.dtype) for i in inputs])
+            out[name] = (x[None], params.networks[name](x)[None])
         return out
+
+    def _initial_value(self, name: str, value: Any, dtype) -> Array:
+        try:
+            number = float(sp.sympify(value).xreplace(self._model.fixed_parameters))
+        except (TypeError, ValueError, sp.SympifyError):
+            number = None
+        if number is None:
+            try:
+                number = jnp.asarray(value, dtype)
+            except TypeError:
+                number = None
+            if number is None or number.shape != ():
+                raise LoweringError(
+                    f"The initial value of `{name}` must be a number; got {value!r}."
+                ) from None
+        return jnp.asarray(number, dtype)
+
+    def _default_initial_values(self) -> dict[str, Any]:
+        return dict(self._initial)
 
     def __repr__(self) -> str:
         return f"CompiledRHS(states={list(self.state_names)})"
@@ -177,12 +160,12 @@ def lower(
     derivatives=None,
     dtype=None,
     rules=None,
-):
+) -> tuple[CompiledRHS, Params]:
     """Compile an ODE model to a pure JAX right-hand side.
 
     **Arguments:**
 
-    - `model`: a [`Model`][symml.Model] whose equations are ODEs in its states.
+    - `model`: an [`ODEModel`][symml.ODEModel] (from [`Model`][symml.Model]).
     - `key`: PRNG key for the networks' initial weights (needed when the model
       has unknown terms).
     - `derivatives`: the scheme for derivatives of networks with respect to
@@ -207,6 +190,8 @@ def lower(
                 "The model has unknown terms, so `lower` needs `key=` (e.g. "
                 "`jax.random.PRNGKey(0)`) to initialise their networks."
             )
-        key = jr.PRNGKey(0)
+    else:
+        check_key(key, "lower")
+    dtype = check_dtype(dtype, "lower")
     f = CompiledRHS(model, derivatives, rules)
-    return f, init_params(model, key=key, dtype=dtype)
+    return f, f.init_params(key=key, dtype=dtype)
