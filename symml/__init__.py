@@ -30,25 +30,29 @@ from .discovery import (
 )
 from .discretization import (
     DiscretizedModel as DiscretizedModel,
-    MOLSolution as MOLSolution,
     discretize as discretize,
-    solve as solve,
 )
 from .dsl import (
     Field as Field,
+    FieldModel as FieldModel,
     Model as Model,
+    ODEModel as ODEModel,
+    PDEModel as PDEModel,
     Unknown as Unknown,
     states as states,
     trainable as trainable,
 )
 from .export import to_latex as to_latex, write_latex as write_latex
 from .lowering import (
+    AbstractSystem as AbstractSystem,
     CompiledRHS as CompiledRHS,
     Params as Params,
+    Solution as Solution,
     init_params as init_params,
     lower as lower,
     register_function as register_function,
     register_rule as register_rule,
+    solve as solve,
 )
 from .sparsity import (
     color_columns as color_columns,
@@ -57,14 +61,19 @@ from .sparsity import (
     jacobian_sparsity as jacobian_sparsity,
 )
 from .training import (
+    AbstractFitMethod as AbstractFitMethod,
     Data as Data,
     FitResult as FitResult,
     Penalty as Penalty,
     Phase as Phase,
+    PhysicsInformed as PhysicsInformed,
     PINNResult as PINNResult,
+    SolveInLoop as SolveInLoop,
+    UDEResult as UDEResult,
     adam as adam,
     fit as fit,
     lbfgs as lbfgs,
+    register_fit_method as register_fit_method,
 )
 
 __version__ = "0.1.0"

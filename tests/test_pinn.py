@@ -10,7 +10,6 @@ import sympy as sp
 from helpers import load_example
 
 import symml as sm
-from symml.lowering import Compiler, Env, init_params
 from symml.training._sampling import sample_box
 
 t, x = sp.symbols("t x")
@@ -24,7 +23,9 @@ def test_pinn_decay_example_quick(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
 
 
-def _burgers_loss(scheme):
+def _burgers_problem(scheme):
+    """The loss exactly as `fit` builds it: residual and condition terms at
+    the collocation points `PhysicsInformed` draws."""
     u = sm.Field("u", [t, x], hidden=[16, 16], activation="tanh")
     nu = 0.01 / sp.pi
     model = sm.Model(
@@ -32,23 +33,33 @@ def _burgers_loss(scheme):
         conditions=[sp.Eq(u.subs(t, 0), -sp.sin(sp.pi * x))],
         domain={t: (0, 1), x: (-1, 1)},
     )
-    eq = model.equations[0]
-    compiler = Compiler(bound=[t, x], derivatives=scheme)
-    residual = compiler((eq.lhs - eq.rhs).doit())
-    rng = np.random.default_rng(0)
-    pts = sample_box([(0, 1), (-1, 1)], 64, "uniform", rng)
-
-    def loss(params):
-        env = Env({t: pts[:, 0], x: pts[:, 1]}, params.networks, compiler.requests)
-        return jnp.mean(residual(env) ** 2)
-
-    return model, loss
+    method = sm.PhysicsInformed(derivatives=scheme, points=64, boundary_points=16)
+    return method.prepare(model, None, seed=1, dtype=jnp.float64, init=None)
 
 
 @pytest.mark.parametrize("scheme", ["reverse", "forward", "taylor"])
 def test_pinn_loss_gradient_matches_central_differences(scheme):
-    model, loss = _burgers_loss(scheme)
-    params = init_params(model, key=jr.PRNGKey(1))
+    problem = _burgers_problem(scheme)
+    params = problem.trainable
+
+    def loss(p):
+        return problem.loss(p, problem.static)[0]
+
+    # The loss is the residual the model states, evaluated independently with
+    # nested jax.jacfwd of the network at the same points.
+    net = params.networks["u"]
+    pts = problem.static.points[0]
+    first = jax.vmap(jax.jacfwd(lambda p: net(p)[0]))(pts)
+    second = jax.vmap(jax.hessian(lambda p: net(p)[0]))(pts)
+    value = jax.vmap(lambda p: net(p)[0])(pts)
+    residual = first[:, 0] + value * first[:, 1] - 0.01 / np.pi * second[:, 1, 1]
+    ic = problem.static.points[1]
+    cond = jax.vmap(lambda p: net(jnp.array([0.0, p[0]]))[0])(ic) + jnp.sin(
+        np.pi * ic[:, 0]
+    )
+    expected = jnp.mean(residual**2) + jnp.mean(cond**2)
+    assert float(loss(params)) == pytest.approx(float(expected), rel=1e-10)
+
     grad = eqx.filter_grad(loss)(params)
     arrays, static = eqx.partition(params, eqx.is_inexact_array)
     g_arrays = eqx.filter(grad, eqx.is_inexact_array)
@@ -83,7 +94,12 @@ def test_relu_with_second_derivative_warns():
         domain={t: (0, 1), x: (0, 1)},
     )
     with pytest.warns(sm.ZeroDerivativeWarning, match=r"network `u`.*`relu`.*order 2"):
-        sm.fit(model, steps=1, lbfgs_steps=0, points=16, boundary_points=8)
+        sm.fit(
+            model,
+            method=sm.PhysicsInformed(points=16, boundary_points=8),
+            steps=1,
+            lbfgs_steps=0,
+        )
 
 
 def test_conditions_dirichlet_neumann_and_periodic():
@@ -95,7 +111,10 @@ def test_conditions_dirichlet_neumann_and_periodic():
         conditions=[sp.Eq(u.subs(x, 0), 0), sp.Eq(u.diff(x).subs(x, 1), -sp.pi)],
         domain={x: (0, 1)},
     )
-    result = sm.fit(model, points=64, steps=500, learning_rate=1e-2, lbfgs_steps=200)
+    method = sm.PhysicsInformed(points=64)
+    result = sm.fit(
+        model, method=method, steps=500, learning_rate=1e-2, lbfgs_steps=200
+    )
     xs = np.linspace(0, 1, 101)
     assert np.max(np.abs(result.predict(x=xs)["u"] - np.sin(np.pi * xs))) < 1e-2
     # Periodic: u'' = -4 pi^2 cos(2 pi x) with u(0) = u(1), u'(0) = u'(1) and
@@ -110,7 +129,9 @@ def test_conditions_dirichlet_neumann_and_periodic():
         ],
         domain={x: (0, 1)},
     )
-    result = sm.fit(periodic, points=64, steps=500, learning_rate=1e-2, lbfgs_steps=300)
+    result = sm.fit(
+        periodic, method=method, steps=500, learning_rate=1e-2, lbfgs_steps=300
+    )
     assert np.max(np.abs(result.predict(x=xs)["v"] - np.cos(2 * np.pi * xs))) < 2e-2
 
 
@@ -121,19 +142,21 @@ def test_adaptive_weights_change_and_resampling_is_seeded():
         conditions=[sp.Eq(u.subs(t, 0), sp.sin(sp.pi * x)), sp.Eq(u.subs(x, 0), 0)],
         domain={t: (0, 1), x: (0, 1)},
     )
-    kwargs = dict(
+    method = sm.PhysicsInformed(
         points=32,
         boundary_points=16,
-        steps=12,
-        lbfgs_steps=0,
         adaptive="grad_norm",
         adapt_every=5,
         resample_every=4,
     )
-    a = sm.fit(model, seed=1, **kwargs)
-    b = sm.fit(model, seed=1, **kwargs)
+    a, b, c = (
+        sm.fit(model, method=method, seed=seed, steps=12, lbfgs_steps=0)
+        for seed in (1, 1, 2)
+    )
     assert a.weights == b.weights
     np.testing.assert_array_equal(a.history["adam"], b.history["adam"])
+    # Another seed draws other points and other initial weights.
+    assert not np.array_equal(a.history["adam"], c.history["adam"])
     assert a.weights["equation 0"] == 1.0
     assert a.weights["condition 0"] != 1.0
 
@@ -159,12 +182,14 @@ def _decay():
 
 def test_pinn_errors():
     y, model = _decay()
-    with pytest.raises(sm.FitError, match="`sampling='magic'` is not known"):
-        sm.fit(model, sampling="magic")
-    with pytest.raises(sm.FitError, match="`adaptive='magic'` is not known"):
-        sm.fit(model, adaptive="magic")
+    with pytest.raises(sm.FitError, match="`sampling='magic'` of `PhysicsInformed`"):
+        sm.PhysicsInformed(sampling="magic")
+    with pytest.raises(sm.FitError, match="`adaptive='magic'` of `PhysicsInformed`"):
+        sm.PhysicsInformed(adaptive="magic")
     with pytest.raises(sm.FitError, match="no term of the loss"):
-        sm.fit(model, weights={"boundary": 2.0})
+        sm.fit(model, method=sm.PhysicsInformed(weights={"boundary": 2.0}))
+    with pytest.raises(sm.FitError, match="`points` is an option of the"):
+        sm.fit(model, points=8)
     with pytest.raises(sm.FitError, match="observations of fields are not supported"):
         sm.fit(model, sm.Data([0.0, 1.0], {"y": [1.0, 0.4]}))
     u = sm.Field("u", [t, x], hidden=[8])
@@ -175,8 +200,10 @@ def test_pinn_errors():
     )
     with pytest.raises(sm.FitError, match="`x` has no range"):
         sm.fit(no_x)
-    result = sm.fit(model, steps=1, lbfgs_steps=0, points=8)
+    result = sm.fit(model, method=sm.PhysicsInformed(points=8), steps=1, lbfgs_steps=0)
     with pytest.raises(
         sm.FitError, match="needs every independent variable; missing t"
     ):
-        result.predict(x=[0.0])
+        result.predict()
+    with pytest.raises(sm.FitError, match="got x, which are not variables"):
+        result.predict(t=[0.0], x=[0.0])

@@ -26,9 +26,10 @@ def test_fit_recovers_a_parameter():
         model, sm.Data(ts, {x: xs}), steps=200, learning_rate=0.05, lbfgs_steps=100
     )
     assert result.parameter_values()[k] == pytest.approx(0.7, rel=1e-5)
-    assert np.allclose(result.predict(ts)[:, 0], xs, rtol=1e-5)
+    assert np.allclose(result.predict(ts)[x], xs, rtol=1e-5)
     assert set(result.history) == {"adam", "lbfgs"}
     assert result.final_loss < 1e-9
+    assert isinstance(result, sm.UDEResult) and isinstance(result, sm.FitResult)
 
 
 def test_fit_learns_an_unobserved_initial_state():
@@ -48,7 +49,12 @@ def test_fit_learns_an_unobserved_initial_state():
     )
     data = sm.Data(ts, {"x": np.asarray(sol.ys[:, 0])})
     result = sm.fit(
-        model, data, steps=300, learning_rate=0.05, lbfgs_steps=100, initial={y: 0.1}
+        model,
+        data,
+        method=sm.SolveInLoop(initial={y: 0.1}),
+        steps=300,
+        learning_rate=0.05,
+        lbfgs_steps=100,
     )
     assert float(result.initial_states[0][1]) == pytest.approx(1.5, rel=1e-4)
 
@@ -98,7 +104,7 @@ def test_unknown_samples_and_discovery_interface(small_ude_fits):
     X, Y = samples["U"]
     assert X.shape == (50, 2) and Y.shape == (50, 2)
     # The samples are the network evaluated at the predicted states.
-    traj = result.predict(np.linspace(0.0, 2.0, 50))
+    traj = result.predict(np.linspace(0.0, 2.0, 50)).ys
     np.testing.assert_allclose(X, traj, rtol=1e-12)
     net = result.params.networks["U"]
     np.testing.assert_allclose(Y[7], np.asarray(net(jnp.asarray(X[7]))), rtol=1e-12)
@@ -112,7 +118,14 @@ def test_non_finite_loss_is_reported_with_the_step_and_last_good_params():
     ts = np.linspace(0.0, 1.0, 11)
     data = sm.Data(ts, {x: 1.0 + 50.0 * ts})
     with pytest.raises(sm.FitError, match=r"non-finite at step \d+ of the `adam`") as e:
-        sm.fit(model, data, steps=200, learning_rate=0.5, lbfgs_steps=0, max_steps=64)
+        sm.fit(
+            model,
+            data,
+            method=sm.SolveInLoop(max_steps=64),
+            steps=200,
+            learning_rate=0.5,
+            lbfgs_steps=0,
+        )
     assert "solver" in str(e.value) or "`x`" in str(e.value)
     good = e.value.result
     assert math.isfinite(good.parameter_values()[k])
@@ -147,10 +160,16 @@ def test_bad_fit_options():
     (x,) = sm.states("x", t)
     model = sm.Model([sp.Eq(x.diff(t), -x)])
     data = sm.Data([0.0, 1.0], {x: [1.0, 0.4]})
-    with pytest.raises(sm.FitError, match="not a diffrax solver"):
-        sm.fit(model, data, solver="RungeKutta99")
+    with pytest.raises(sm.FitError, match="not a diffrax ODE solver"):
+        sm.SolveInLoop(solver="RungeKutta99")
     with pytest.raises(sm.FitError, match="`adjoint='magic'` is not known"):
-        sm.fit(model, data, adjoint="magic")
+        sm.SolveInLoop(adjoint="magic")
+    with pytest.raises(
+        sm.FitError, match=r"`solver` is an option of the `SolveInLoop`"
+    ):
+        sm.fit(model, data, solver="Tsit5")
+    with pytest.raises(sm.FitError, match=r"unknown option\(s\) `colour`"):
+        sm.fit(model, data, colour="red")
     with pytest.raises(sm.FitError, match="needs observations"):
         sm.fit(model)
     with pytest.raises(sm.DataError, match="a `symml.Data` or a list"):
@@ -176,19 +195,22 @@ def test_multiple_shooting_recovers_a_parameter_and_joins_segments():
     k = sp.Symbol("k")
     model = sm.Model([sp.Eq(x.diff(t), -k * x)], parameters={k: sm.trainable(0.2)})
     ts, xs = _decay_data()
-    result = sm.fit(model, sm.Data(ts, {x: xs}), shooting=4, phases=[sm.lbfgs(200)])
+    result = sm.fit(
+        model,
+        sm.Data(ts, {x: xs}),
+        method=sm.SolveInLoop(shooting=4),
+        phases=[sm.lbfgs(200)],
+    )
     assert result.parameter_values()[k] == pytest.approx(0.7, rel=1e-4)
     # The continuity term is part of the loss, and it has been driven to zero.
     assert result.final_loss < 1e-8
     with pytest.raises(sm.FitError, match="`shooting=40` segments do not fit"):
-        sm.fit(model, sm.Data(ts, {x: xs}), shooting=40)
+        sm.fit(model, sm.Data(ts, {x: xs}), method=sm.SolveInLoop(shooting=40))
 
 
 def test_penalty_on_a_derivative_of_an_unknown():
     import equinox as eqx
     import jax
-
-    from symml.training._ude import _loss, build_loss
 
     model, data, U = _small_ude()
     x, y = model.states
@@ -199,9 +221,9 @@ def test_penalty_on_a_derivative_of_an_unknown():
         points=64,
     )
     for scheme in ("forward", "taylor"):
-        _, _, _, _, trainable, static, _ = build_loss(
-            model, [data], penalties=[penalty], derivatives=scheme
-        )
+        method = sm.SolveInLoop(penalties=[penalty], derivatives=scheme)
+        problem = method.prepare(model, data, seed=0, dtype=jnp.float64, init=None)
+        trainable, static = problem.trainable, problem.static
         (compiled,) = static.penalties
 
         # The penalty's value: the mean of the squared input derivatives of the
@@ -210,7 +232,7 @@ def test_penalty_on_a_derivative_of_an_unknown():
         jac = jax.vmap(jax.jacfwd(net))(compiled.points)
         expected = float(0.5 * np.mean(jac[:, 0, 0] ** 2 + jac[:, 1, 1] ** 2))
         assert float(compiled(trainable.params)) == pytest.approx(expected, rel=1e-12)
-        assert float(_loss(trainable, static)[1]["penalty 0"]) == pytest.approx(
+        assert float(problem.loss(trainable, static)[1]["penalty 0"]) == pytest.approx(
             expected, rel=1e-12
         )
 
@@ -244,26 +266,33 @@ def test_penalty_errors():
     model, data, U = _small_ude()
     x, y = model.states
     with pytest.raises(sm.FitError, match="which `over=` gives no range"):
-        sm.fit(model, data, penalties=[sm.Penalty(U[0].diff(x) ** 2, over={x: (0, 1)})])
+        sm.fit(
+            model,
+            data,
+            method=sm.SolveInLoop(
+                penalties=[sm.Penalty(U[0].diff(x) ** 2, over={x: (0, 1)})]
+            ),
+        )
     with pytest.raises(sm.FitError, match="neither a state nor"):
         sm.fit(
             model,
             data,
-            penalties=[sm.Penalty(U[0] ** 2, over={sp.Symbol("z"): (0, 1)})],
+            method=sm.SolveInLoop(
+                penalties=[sm.Penalty(U[0] ** 2, over={sp.Symbol("z"): (0, 1)})]
+            ),
         )
     with pytest.raises(sm.FitError, match="list of `symml.Penalty`"):
-        sm.fit(model, data, penalties=[U[0] ** 2])
+        sm.SolveInLoop(penalties=[U[0] ** 2])
 
 
 @pytest.mark.parametrize("phase", [sm.adam(1), sm.lbfgs(1)])
-def test_optimiser_step_compiles_once(phase):
+def test_optimiser_chunk_compiles_once(phase):
     # Parameters made from Python numbers and `opt.init`'s state are weakly
-    # typed, a step's outputs are not: the loop must not compile twice.
+    # typed, a step's outputs are not: the loop must not compile twice, and
+    # the number of steps must not change what is compiled.
     import dataclasses
 
-    import jax.numpy as jnp
-
-    from symml.training._optim import run_phases
+    from symml.training._loop import CHUNK, Problem, optimize
     from symml.training._progress import Progress
 
     traces = []
@@ -273,17 +302,21 @@ def test_optimiser_step_compiles_once(phase):
         return jnp.sum((params["k"] - static) ** 2), {}
 
     steps_of = {}
-    for steps in (1, 4):
+    for steps in (1, 4, CHUNK + 3):
         traces.clear()
-        _, history = run_phases(
-            loss_fn,
-            {"k": jnp.asarray(0.2)},
-            jnp.asarray(0.7),
+        problem = Problem(
+            loss=loss_fn,
+            trainable={"k": jnp.asarray(0.2)},
+            static=jnp.asarray(0.7),
+            result=lambda x, history, static: (x, history),
+        )
+        _, history, _ = optimize(
+            problem,
             [dataclasses.replace(phase, steps=steps, tolerance=0.0)],
             progress=Progress(False),
-            on_failure=lambda error, *_: error,
         )
-        assert len(history[phase.name]) == steps
+        # One loss per step, and one more for the loss of the final update.
+        assert len(history[phase.name]) == steps + 1
         steps_of[steps] = len(traces)
     # Tracing (once per compilation) does not grow with the number of steps.
-    assert steps_of[4] == steps_of[1] > 0
+    assert steps_of[CHUNK + 3] == steps_of[4] == steps_of[1] > 0

@@ -1,14 +1,20 @@
 """Training: universal differential equations and physics-informed networks.
 
-Guarantees: [`fit`][symml.fit] is reproducible by seed on one machine, never
-hands back non-finite weights (a non-finite loss raises
-[`FitError`][symml.FitError] carrying the last good parameters), and returns a
-[`FitResult`][symml.FitResult] with the loss history and the means to predict.
+Guarantees: [`fit`][symml.fit] is reproducible by seed on one machine; its
+options are explicit and validated, those of each way of fitting carried by a
+fit-method object ([`SolveInLoop`][symml.SolveInLoop],
+[`PhysicsInformed`][symml.PhysicsInformed]). It never hands back non-finite
+weights: a non-finite loss raises [`FitError`][symml.FitError] carrying the
+last parameters whose loss was finite. A fit can write checkpoints and resume
+from them bit for bit. It returns a [`FitResult`][symml.FitResult] with the
+loss history and the means to predict.
 """
 
 from ..dsl import Data as Data
-from ._fit import fit as fit
-from ._optim import Phase as Phase, adam as adam, lbfgs as lbfgs
+from ._fit import fit as fit, register_fit_method as register_fit_method
+from ._loop import Phase as Phase, adam as adam, lbfgs as lbfgs
+from ._method import AbstractFitMethod as AbstractFitMethod
 from ._penalty import Penalty as Penalty
-from ._pinn import PINNResult as PINNResult
-from ._result import FitResult as FitResult
+from ._pinn import PhysicsInformed as PhysicsInformed, PINNResult as PINNResult
+from ._result import FitResult as FitResult, UDEResult as UDEResult
+from ._ude import SolveInLoop as SolveInLoop

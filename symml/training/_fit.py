@@ -1,79 +1,262 @@
+"""`fit`: train a model's unknown terms and trainable parameters."""
+
+import time
+from typing import Any
+
+import numpy as np
+
 from .._errors import FitError
-from ..discretization import DiscretizedModel
-from ..dsl import Model
-from ._pinn import fit_pinn
-from ._ude import fit_ude
+from ..dsl import FieldModel, Model, ODEModel, PDEModel
+from ..lowering import AbstractSystem
+from ..lowering._params import check_dtype
+from ._checkpoint import Checkpointer, load
+from ._loop import Phase, optimize
+from ._method import AbstractFitMethod
+from ._pinn import PhysicsInformed
+from ._progress import Progress
+from ._result import FitResult
+from ._ude import SolveInLoop
+
+# (model or system class, data class or None, method factory): the method
+# `fit` uses when none is given; the first entry that matches wins.
+_DEFAULT_METHODS: list[tuple[type, type | None, Any]] = [
+    (ODEModel, object, SolveInLoop),
+    (AbstractSystem, object, SolveInLoop),
+    (FieldModel, type(None), PhysicsInformed),
+]
+_METHODS: dict[str, type[AbstractFitMethod]] = {
+    "solve": SolveInLoop,
+    "pinn": PhysicsInformed,
+}
 
 
-def fit(model: Model, data=None, **options):
+def register_fit_method(
+    target: type, data: type | None, method: type[AbstractFitMethod], name=None
+) -> None:
+    """Make `method` the default of `fit` for models (or systems) of class
+    `target` with data of class `data` (`None`: no data), and, with `name`,
+    available as `fit(..., method=name)`."""
+    if not (isinstance(method, type) and issubclass(method, AbstractFitMethod)):
+        raise FitError(
+            f"`method` must be a subclass of `AbstractFitMethod`; got {method!r}."
+        )
+    _DEFAULT_METHODS.insert(0, (target, type(None) if data is None else data, method))
+    if name is not None:
+        _METHODS[name] = method
+
+
+def _method_for(target, data, method) -> AbstractFitMethod:
+    if isinstance(method, AbstractFitMethod):
+        return method
+    if isinstance(method, str):
+        if method not in _METHODS:
+            raise FitError(
+                f"`method={method!r}` is not known; use one of "
+                f"{', '.join(map(repr, _METHODS))} or a method object such as "
+                "`symml.SolveInLoop(...)`."
+            )
+        return _METHODS[method]()
+    if method is not None:
+        raise FitError(
+            f"`method` must be a fit method such as `symml.SolveInLoop(...)` or "
+            f"`symml.PhysicsInformed(...)`, or its name; got {method!r}."
+        )
+    for target_cls, data_cls, factory in _DEFAULT_METHODS:
+        if isinstance(target, target_cls) and isinstance(data, data_cls):
+            return factory()
+    if isinstance(target, PDEModel):
+        raise FitError(
+            "A PDE model with states is fitted by the method of lines: discretise "
+            "it first, `symml.fit(symml.discretize(model, {x: 64}), data)`."
+        )
+    if isinstance(target, FieldModel):
+        raise FitError(
+            "Physics-informed fits train on the model's residuals and conditions; "
+            "observations of fields are not supported yet. Leave out `data`."
+        )
+    if isinstance(target, Model | AbstractSystem):
+        raise FitError(
+            f"No fit method takes {getattr(target, '_kind', type(target).__name__)} "
+            f"with data of type {type(data).__name__}; pass `method=`."
+        )
+    raise FitError(
+        f"`fit` needs a symml `Model` or a lowered system (such as a "
+        f"`DiscretizedModel`); got {type(target).__name__}."
+    )
+
+
+def _check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise FitError(
+            f"`seed` must be an integer in [0, 2**32); got {seed!r} of type "
+            f"{type(seed).__name__}."
+        )
+    if not 0 <= int(seed) < 2**32:
+        raise FitError(f"`seed` must be an integer in [0, 2**32); got {seed}.")
+    return int(seed)
+
+
+def _unknown_options(unknown: dict, method: AbstractFitMethod) -> FitError:
+    names = sorted(unknown)
+    owners = {}
+    for name in names:
+        for cls in (SolveInLoop, PhysicsInformed, *_METHODS.values()):
+            if name in cls.options():
+                owners.setdefault(name, cls.name)
+                break
+    if owners:
+        name, owner = next(iter(owners.items()))
+        return FitError(
+            f"`{name}` is an option of the `{owner}` fit method, not of `fit`: pass "
+            f"`method=symml.{owner}({name}=...)`."
+        )
+    valid = ", ".join(f"`{n}`" for n in _FIT_OPTIONS)
+    return FitError(
+        f"`fit` got unknown option(s) {', '.join(f'`{n}`' for n in names)}. Its "
+        f"options are {valid}; the options of `{type(method).__name__}` are "
+        f"{', '.join(f'`{n}`' for n in method.options())} (pass them in `method=`)."
+    )
+
+
+_FIT_OPTIONS = (
+    "method",
+    "seed",
+    "steps",
+    "learning_rate",
+    "lbfgs_steps",
+    "phases",
+    "dtype",
+    "init",
+    "checkpoint",
+    "checkpoint_every",
+    "resume",
+    "progress",
+)
+
+
+def fit(
+    model: Model | AbstractSystem,
+    data=None,
+    *,
+    method: AbstractFitMethod | str | None = None,
+    seed: int = 0,
+    steps: int | None = None,
+    learning_rate: float | None = None,
+    lbfgs_steps: int | None = None,
+    phases: list[Phase] | None = None,
+    dtype=None,
+    init: FitResult | None = None,
+    checkpoint=None,
+    checkpoint_every: int | None = None,
+    resume=None,
+    progress: bool | None = None,
+    **unknown,
+) -> FitResult:
     """Train a model's unknown terms and trainable parameters.
 
     **Arguments:**
 
-    - `model`: a [`Model`][symml.Model] with states (an ODE: fitted as a
-      universal differential equation, with an ODE solve inside the loss), a
-      [`DiscretizedModel`][symml.DiscretizedModel] (a PDE by the method of
-      lines, fitted the same way), or a model with fields (a physics-informed
-      network, trained on its residuals: see below).
-    - `data`: a [`Data`][symml.Data] or a list of them (one per trajectory).
-    - `seed`: seeds the networks' initial weights; the same seed gives the same
-      result on the same machine.
-    - `steps`, `learning_rate`: the Adam phase; `lbfgs_steps`: the L-BFGS phase
-      that follows. `phases=[symml.adam(...), symml.lbfgs(...)]` replaces both.
-    - `solver` (a diffrax solver or its name, Tsit5 by default), `rtol`,
-      `atol`, `adjoint` (`"recursive"`, `"backsolve"`, `"direct"` or a diffrax
-      adjoint), `max_steps`: the ODE solve inside the loss.
-    - `initial`: `{state: value}` initial guesses of unobserved states.
-    - `shooting`: split each trajectory into this many segments (multiple
-      shooting): each segment starts from a trainable state, initialised from
-      the data, and `continuity` (default 10) weighs the mismatch between a
-      segment's end and the next one's start. It makes long or oscillatory
-      trajectories easier to fit; `None` (the default) solves each trajectory
-      in one piece.
-    - `penalties`: a list of [`Penalty`][symml.Penalty] terms added to the
-      loss, e.g. `Penalty(U[0].diff(x)**2, over={x: (0, 5), y: (0, 5)},
-      weight=1e-3)`: symbolic, derivatives of unknowns included, and
-      differentiated with respect to the weights like the rest of the loss.
+    - `model`: an [`ODEModel`][symml.ODEModel] (fitted as a universal
+      differential equation, with an ODE solve inside the loss), a lowered
+      system such as a [`DiscretizedModel`][symml.DiscretizedModel] (a PDE by
+      the method of lines, fitted the same way), or a
+      [`FieldModel`][symml.FieldModel] (a physics-informed network, trained on
+      its residuals).
+    - `data`: a [`Data`][symml.Data] or a list of them (one per trajectory);
+      none for a physics-informed fit.
+    - `method`: how to fit, with its options: [`SolveInLoop`][symml.SolveInLoop]
+      (the default with data: solver, tolerances, multiple shooting,
+      penalties, initial states) or
+      [`PhysicsInformed`][symml.PhysicsInformed] (the default for field
+      models: derivative scheme, collocation points, weights); or a name
+      (`"solve"`, `"pinn"`).
+    - `seed`: seeds the networks' initial weights and any sampling; the same
+      seed gives the same result on the same machine.
+    - `steps`, `learning_rate`: the Adam phase; `lbfgs_steps`: the L-BFGS
+      phase that follows (defaults depend on the method).
+      `phases=[symml.adam(...), symml.lbfgs(...)]` replaces all three.
+    - `dtype`: the parameters' dtype (default: JAX's default float).
+    - `init`: a previous fit result of the same model to start from (its
+      parameters and initial states).
+    - `checkpoint`: a directory to write the fit's whole state to every
+      `checkpoint_every` steps (atomically; the last two are kept).
+    - `resume`: a checkpoint directory to continue from; the result is the
+      same, bit for bit, as an uninterrupted fit with the same arguments.
     - `progress`: show a progress line (default: only on a terminal).
 
-    Physics-informed fits (models with fields) take instead: `derivatives`
-    (`"taylor"` by default, `"forward"`, `"reverse"`, `"fd"`, or a dict per
-    derivative), `points` and `boundary_points` (collocation points per
-    equation and per condition), `sampling` (`"sobol"`, `"halton"`,
-    `"uniform"`, `"grid"`), `resample_every`, `weights` (`{term or equation:
-    weight}`), `adaptive` (`"grad_norm"`: weights balanced by gradient size),
-    `steps`, `learning_rate`, `lbfgs_steps`.
+    **Returns:** a [`FitResult`][symml.FitResult]: a
+    [`UDEResult`][symml.UDEResult] or a [`PINNResult`][symml.PINNResult].
 
-    **Returns:** a [`FitResult`][symml.FitResult].
+    **Raises:** [`FitError`][symml.FitError] for a bad option, and when the
+    loss goes non-finite: `error.result` then holds the last good parameters.
     """
-    if isinstance(model, DiscretizedModel):
-        if data is None:
-            raise FitError(
-                "Fitting a discretised PDE needs observations on its grid: pass "
-                "`data=symml.Data(t, {field: values of shape (T, *grid)})`."
-            )
-        return fit_ude(model, data, **options)
-    if not isinstance(model, Model):
+    if not isinstance(model, Model | AbstractSystem):
         raise FitError(
-            f"`fit` needs a symml `Model` or a `DiscretizedModel`; got "
-            f"{type(model).__name__}."
+            f"`fit` needs a symml `Model` or a lowered system (such as a "
+            f"`DiscretizedModel`); got {type(model).__name__}."
         )
-    if model.kind == "ode":
-        if data is None:
+    chosen = _method_for(model, data, method)
+    if unknown:
+        raise _unknown_options(unknown, chosen)
+    seed = _check_seed(seed)
+    dtype = check_dtype(dtype, "fit")
+    if init is not None:
+        if not isinstance(init, FitResult):
             raise FitError(
-                "Fitting an ODE model needs observations: pass `data=symml.Data(t, "
-                "{state: values})`."
+                f"`init` must be a previous fit result; got {type(init).__name__}."
             )
-        return fit_ude(model, data, **options)
-    if model.kind == "pinn":
-        if data is not None:
+        if init.model is not getattr(model, "model", model):
             raise FitError(
-                "Physics-informed fits train on the model's residuals and "
-                "conditions; observations of fields are not supported yet. Leave "
-                "out `data`."
+                "`init` is a fit of another model; start from a fit of this model "
+                "(the same `Model` object)."
             )
-        return fit_pinn(model, **options)
-    raise FitError(
-        f"`fit` does not yet handle {model.kind.upper()} models; discretise a PDE "
-        "with `symml.discretize` first."
+    if phases is None:
+        phases = chosen.phases(steps, learning_rate, lbfgs_steps)
+    else:
+        if steps is not None or learning_rate is not None or lbfgs_steps is not None:
+            raise FitError(
+                "Give either `phases=` or `steps=`/`learning_rate=`/`lbfgs_steps=`, "
+                "not both."
+            )
+        phases = list(phases)
+        for i, p in enumerate(phases):
+            if not isinstance(p, Phase):
+                raise FitError(
+                    f"`phases` must be a list of `symml.adam(...)`/`symml.lbfgs(...)`"
+                    f" phases; item {i} is {type(p).__name__}."
+                )
+    if checkpoint_every is not None and checkpoint is None:
+        raise FitError("`checkpoint_every` needs `checkpoint=` (a directory).")
+    if checkpoint is not None:
+        if checkpoint_every is None:
+            checkpoint_every = 100
+        if (
+            isinstance(checkpoint_every, bool)
+            or not isinstance(checkpoint_every, int | np.integer)
+            or checkpoint_every < 1
+        ):
+            raise FitError(
+                f"`checkpoint_every` must be a positive integer; got "
+                f"{checkpoint_every!r}."
+            )
+    if resume is not None and checkpoint_every is None:
+        raise FitError(
+            "`resume` needs the `checkpoint=` and `checkpoint_every=` of the fit that "
+            "wrote it, so the steps line up exactly."
+        )
+    problem = chosen.prepare(model, data, seed=seed, dtype=dtype, init=init)
+    state = load(resume, problem, phases) if resume is not None else None
+    writer = (
+        Checkpointer(checkpoint, problem, phases) if checkpoint is not None else None
     )
+    start = time.perf_counter()
+    trainable, history, static = optimize(
+        problem,
+        phases,
+        progress=Progress(progress),
+        checkpoint=writer,
+        checkpoint_every=checkpoint_every,
+        state=state,
+    )
+    result = problem.result(trainable, history, static)
+    return result._with_time(time.perf_counter() - start)

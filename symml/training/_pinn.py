@@ -1,7 +1,8 @@
 """Physics-informed networks: fields trained on the residuals of their model."""
 
-import time
+import math
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -12,11 +13,12 @@ import sympy as sp
 
 from .._errors import FitError
 from ..derivatives import FiniteDifference, get_scheme
-from ..dsl import Model
+from ..dsl import FieldModel, Model
 from ..lowering import Compiler, Env, Params, init_params
-from ._optim import Phase, adam, lbfgs, run_phases
-from ._progress import Progress
-from ._result import TrainedMixin
+from ._checkpoint import fingerprint
+from ._loop import Problem
+from ._method import AbstractFitMethod, one_of, positive_integer
+from ._result import FitResult
 from ._sampling import SAMPLERS, sample_box
 
 ADAPTIVE = ("grad_norm",)
@@ -73,26 +75,18 @@ def _scheme(derivatives, model: Model):
     return get_scheme(derivatives) if derivatives is not None else None
 
 
-@dataclass(frozen=True)
-class PINNResult(TrainedMixin):
-    """A trained physics-informed model.
+@dataclass(frozen=True, eq=False)
+class PINNResult(FitResult):
+    """A trained physics-informed model: see [`FitResult`][symml.FitResult] for
+    the common attributes.
 
     **Attributes:**
 
-    - `model`: the fitted [`Model`][symml.Model].
-    - `params`: the trained [`Params`][symml.Params]: one network per field
-      and the trainable parameter values.
-    - `history`: `{phase: losses per step}`.
     - `weights`: `{term: final loss weight}` (changed by adaptive weighting).
-    - `wall_time`: seconds spent fitting.
     """
 
-    model: Model
-    params: Params
-    history: dict[str, np.ndarray]
-    weights: dict[str, float]
-    wall_time: float
-    _residuals: dict = field(repr=False)
+    weights: dict = field(default_factory=dict)
+    _evaluate: Any = field(default=None, repr=False)
 
     def predict(self, points=None, /, **coordinates) -> dict[str, np.ndarray]:
         """Evaluate every field at points.
@@ -105,18 +99,38 @@ class PINNResult(TrainedMixin):
         """
         names = [str(v) for v in self.model.variables]
         if points is not None:
+            if coordinates:
+                raise FitError("Give `points` or coordinates by name, not both.")
             points = np.asarray(points, dtype=float)
+            if points.ndim < 1 or points.shape[-1] != len(names):
+                raise FitError(
+                    f"`points` has shape {points.shape}; expected (n, {len(names)}),"
+                    f" one column per variable ({', '.join(names)})."
+                )
             coordinates = {n: points[..., i] for i, n in enumerate(names)}
+        unknown = [k for k in coordinates if k not in names]
+        if unknown:
+            raise FitError(
+                f"`predict` got {', '.join(unknown)}, which are not variables of the "
+                f"model; its variables are {', '.join(names)}."
+            )
         missing = [n for n in names if n not in coordinates]
         if missing:
             raise FitError(
                 f"`predict` needs every independent variable; missing "
                 f"{', '.join(missing)}."
             )
-        arrays = np.broadcast_arrays(
-            *(np.asarray(coordinates[n], float) for n in names)
-        )
-        flat = jnp.stack([a.ravel() for a in arrays], axis=1)
+        try:
+            arrays = np.broadcast_arrays(
+                *(np.asarray(coordinates[n], float) for n in names)
+            )
+        except ValueError:
+            raise FitError(
+                "The coordinates given to `predict` do not broadcast against each "
+                "other; give arrays of one shape (or scalars)."
+            ) from None
+        dtype = jax.tree.leaves(self.params)[0].dtype
+        flat = jnp.stack([jnp.asarray(a.ravel(), dtype) for a in arrays], axis=1)
         out = {}
         for f in self.model.fields:
             net = self.params.networks[f.func.__name__]
@@ -127,71 +141,120 @@ class PINNResult(TrainedMixin):
 
     def residuals(self, **coordinates) -> list[np.ndarray]:
         """Each equation's residual (lhs − rhs) at the given coordinates."""
-        evaluate = self._residuals["evaluate"]
         return [
             np.asarray(r)
-            for r in evaluate(
+            for r in self._evaluate(
                 self.params,
                 {sp.Symbol(k): jnp.asarray(v, float) for k, v in coordinates.items()},
             )
         ]
 
+    def unknown_samples(self, n: int = 200) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        raise FitError(
+            "Sampling the unknown terms of a physics-informed fit is not supported "
+            "yet; discover from a method-of-lines fit (`symml.discretize`) instead."
+        )
 
-def fit_pinn(
-    model: Model,
-    *,
-    seed: int = 0,
-    derivatives="taylor",
-    points: int = 2048,
-    boundary_points: int = 256,
-    sampling: str = "sobol",
-    resample_every: int = 100,
-    weights: dict | None = None,
-    adaptive: str | None = None,
-    adapt_every: int = 100,
-    steps: int = 5000,
-    learning_rate: float = 1e-3,
-    lbfgs_steps: int = 1000,
-    phases: list[Phase] | None = None,
-    dtype=None,
-    progress: bool | None = None,
-) -> PINNResult:
-    """Train the fields of `model` on the mean squared residuals of its
-    equations and conditions (see [`fit`][symml.fit])."""
-    if sampling not in SAMPLERS:
-        raise FitError(
-            f"`sampling={sampling!r}` is not known; use one of {', '.join(SAMPLERS)}."
-        )
-    if adaptive is not None and adaptive not in ADAPTIVE:
-        raise FitError(
-            f"`adaptive={adaptive!r}` is not known; use one of {', '.join(ADAPTIVE)} "
-            "or None."
-        )
-    terms = _terms(model, points, boundary_points)
+
+@dataclass(frozen=True)
+class PhysicsInformed(AbstractFitMethod):
+    """Train the fields of a [`FieldModel`][symml.FieldModel] on the mean
+    squared residuals of its equations and conditions at collocation points
+    (a physics-informed network).
+
+    **Arguments:**
+
+    - `derivatives`: the scheme of the fields' derivatives: `"taylor"` (the
+      default), `"forward"`, `"reverse"`, `"fd"`, a scheme object, or a dict
+      per derivative.
+    - `points`: collocation points per equation; `boundary_points`: per
+      condition.
+    - `sampling`: `"sobol"` (the default), `"halton"`, `"uniform"` or `"grid"`.
+    - `resample_every`: draw new points every this many steps (`None`: never).
+    - `weights`: `{term or equation: weight}`.
+    - `adaptive`: `"grad_norm"` to balance the condition terms' weights by
+      gradient size (Wang, Teng & Perdikaris 2021) every `adapt_every` steps.
+    """
+
+    name: ClassVar[str] = "PhysicsInformed"
+    default_steps: ClassVar[int] = 5000
+    default_learning_rate: ClassVar[float] = 1e-3
+    default_lbfgs_steps: ClassVar[int] = 1000
+    clip: ClassVar[float | None] = None
+    derivatives: Any = "taylor"
+    points: int = 2048
+    boundary_points: int = 256
+    sampling: str = "sobol"
+    resample_every: int | None = 100
+    weights: dict | None = None
+    adaptive: str | None = None
+    adapt_every: int = 100
+
+    def __post_init__(self):
+        owner = "PhysicsInformed"
+        positive_integer(self.points, "points", owner)
+        positive_integer(self.boundary_points, "boundary_points", owner)
+        one_of(self.sampling, "sampling", owner, SAMPLERS)
+        positive_integer(self.resample_every, "resample_every", owner, allow_none=True)
+        if self.adaptive is not None:
+            one_of(self.adaptive, "adaptive", owner, ADAPTIVE)
+        positive_integer(self.adapt_every, "adapt_every", owner)
+        if self.weights is not None and not isinstance(self.weights, dict):
+            raise FitError(
+                f"`weights` of `{owner}` must be a dict `{{term: weight}}`; got "
+                f"{type(self.weights).__name__}."
+            )
+
+    def prepare(self, target, data, *, seed: int, dtype, init) -> Problem:
+        if not isinstance(target, FieldModel):
+            raise FitError(
+                f"`PhysicsInformed` fits field models (declared with `symml.Field`); "
+                f"got {getattr(target, '_kind', type(target).__name__)}."
+            )
+        if data is not None:
+            raise FitError(
+                "Physics-informed fits train on the model's residuals and conditions;"
+                " observations of fields are not supported yet. Leave out `data`."
+            )
+        return _pinn_problem(self, target, seed=seed, dtype=dtype, init=init)
+
+
+def _pinn_problem(method: PhysicsInformed, model: FieldModel, *, seed, dtype, init):
+    terms = _terms(model, method.points, method.boundary_points)
     _check_domain(model, terms)
     weights0 = np.ones(len(terms))
-    for key, w in (weights or {}).items():
+    for key, w in (method.weights or {}).items():
         idx = _term_index(terms, model, key)
+        try:
+            w = float(w)
+        except (TypeError, ValueError):
+            w = float("nan")
         if not (np.isfinite(w) and w >= 0):
             raise FitError(f"The weight of {terms[idx].name} must be finite and >= 0.")
-        weights0[idx] = float(w)
-    dtype = jnp.zeros(()).dtype if dtype is None else dtype
+        weights0[idx] = w
     trainable_params = list(model.trainable_parameters)
     compiler = Compiler(
         bound=[*model.variables, *trainable_params],
         constants=model.fixed_parameters,
-        derivatives=_scheme(derivatives, model),
+        derivatives=_scheme(method.derivatives, model),
     )
     evaluators = [compiler(sp.sympify(term.expr).doit(deep=True)) for term in terms]
     requests = compiler.requests
-    params = init_params(model, key=jr.PRNGKey(seed), dtype=dtype)
+    params = (
+        init.params
+        if init is not None
+        else init_params(model, key=jr.PRNGKey(seed), dtype=dtype)
+    )
     rng = np.random.default_rng(seed)
 
     def draw() -> tuple:
         return tuple(
             jnp.asarray(
                 sample_box(
-                    [model.domain[v] for v in t.variables], t.n_points, sampling, rng
+                    [model.domain[v] for v in t.variables],
+                    t.n_points,
+                    method.sampling,
+                    rng,
                 ),
                 dtype,
             )
@@ -212,8 +275,6 @@ def fit_pinn(
         loss = sum(w * v for w, v in zip(static.weights, values, strict=True))
         return loss, {t.name: v for t, v in zip(terms, values, strict=True)}
 
-    static = _Static(draw(), jnp.asarray(weights0, dtype))
-
     @eqx.filter_jit
     def term_gradient_sizes(params: Params, static: _Static):
         # For gradient-norm weighting: max |∇ equations| and mean |∇ term|.
@@ -230,16 +291,13 @@ def fit_pinn(
         return sizes
 
     n_equations = len(model.equations)
+    resample = method.resample_every if method.sampling != "grid" else None
+    adapt = method.adapt_every if method.adaptive == "grad_norm" else None
 
-    def update(phase: str, step: int, params: Params, static: _Static) -> _Static:
-        if (
-            resample_every
-            and step
-            and step % resample_every == 0
-            and sampling != "grid"
-        ):
+    def between(phase: str, step: int, params: Params, static: _Static) -> _Static:
+        if resample and step and step % resample == 0:
             static = eqx.tree_at(lambda s: s.points, static, draw())
-        if adaptive == "grad_norm" and step % adapt_every == 0:
+        if adapt and step % adapt == 0:
             sizes = term_gradient_sizes(params, static)
             reference = max(float(m) for m, _ in sizes[:n_equations])
             w = np.array(static.weights)
@@ -251,49 +309,43 @@ def fit_pinn(
             static = eqx.tree_at(lambda s: s.weights, static, jnp.asarray(w, dtype))
         return static
 
-    if phases is None:
-        phases = [adam(steps, learning_rate, clip=None), lbfgs(lbfgs_steps)]
-    start = time.perf_counter()
-    final_static = [static]
+    periods = [p for p in (resample, adapt) if p]
+    period = math.gcd(*periods) if periods else None
 
-    def tracked_update(phase, step, params, static):
-        final_static[0] = update(phase, step, params, static)
-        return final_static[0]
+    @jax.jit
+    def evaluate(params, coordinates):
+        out = []
+        for ev in evaluators[:n_equations]:
+            values = dict(coordinates)
+            values.update({q: params.values[str(q)] for q in trainable_params})
+            out.append(ev(Env(values, params.networks, requests)))
+        return out
 
-    def result(params: Params, history) -> PINNResult:
-        @jax.jit
-        def evaluate(params, coordinates):
-            out = []
-            for ev in evaluators[:n_equations]:
-                values = dict(coordinates)
-                values.update({q: params.values[str(q)] for q in trainable_params})
-                out.append(ev(Env(values, params.networks, requests)))
-            return out
-
-        w = np.asarray(final_static[0].weights)
+    def result(params: Params, history, static: _Static) -> PINNResult:
+        w = np.asarray(static.weights)
         return PINNResult(
-            model,
-            params,
-            history,
-            {t.name: float(x) for t, x in zip(terms, w, strict=True)},
-            time.perf_counter() - start,
-            {"evaluate": evaluate},
+            model=model,
+            params=params,
+            history=history,
+            wall_time=0.0,
+            method=method,
+            seed=seed,
+            weights={t.name: float(x) for t, x in zip(terms, w, strict=True)},
+            _evaluate=evaluate,
         )
 
-    def on_failure(error, last_good, history):
-        error.result = result(last_good, history)
-        return error
-
-    params, history = run_phases(
-        loss_fn,
-        params,
-        static,
-        phases,
-        progress=Progress(progress),
-        on_failure=on_failure,
-        update=tracked_update,
+    return Problem(
+        loss=loss_fn,
+        trainable=params,
+        static=_Static(draw(), jnp.asarray(weights0, dtype)),
+        result=result,
+        between=between if periods else None,
+        period=period,
+        rng=rng,
+        fingerprint=fingerprint(
+            "PhysicsInformed", model, method, seed, np.dtype(dtype).name
+        ),
     )
-    return result(params, history)
 
 
 def _term_index(terms: list[_Term], model: Model, key) -> int:

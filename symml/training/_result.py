@@ -1,59 +1,48 @@
-"""The result of a UDE fit: the trained model and the means to use it."""
+"""Fit results: the trained model and the means to use it."""
 
+import abc
 from dataclasses import dataclass, field
+from typing import Any
 
-import diffrax as dfx
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
+from .._diffrax import SolveOptions, check_times, diffeqsolve, raise_if_failed
+from .._errors import FitError
 from ..dsl import Model
-from ..lowering import CompiledRHS, Params
-from ..dsl import Data
+from ..lowering import AbstractSystem, Params, Solution
 
 
-@dataclass(frozen=True)
-class SolverOptions:
-    """How the ODE is solved inside the loss and in predictions."""
+@dataclass(frozen=True, eq=False)
+class FitResult(abc.ABC):
+    """What every fit returns.
 
-    solver: dfx.AbstractSolver
-    rtol: float
-    atol: float
-    adjoint: dfx.AbstractAdjoint
-    max_steps: int
+    **Attributes:**
 
-    @eqx.filter_jit
-    def solve(self, rhs, params, y0, ts, *, throw: bool = False) -> dfx.Solution:
-        controller = (
-            dfx.PIDController(rtol=self.rtol, atol=self.atol)
-            if isinstance(self.solver, dfx.AbstractAdaptiveSolver)
-            else dfx.ConstantStepSize()
-        )
-        dt0 = None if isinstance(controller, dfx.PIDController) else (ts[1] - ts[0])
-        return dfx.diffeqsolve(
-            dfx.ODETerm(rhs),
-            self.solver,
-            t0=ts[0],
-            t1=ts[-1],
-            dt0=dt0,
-            y0=y0,
-            args=params,
-            saveat=dfx.SaveAt(ts=ts),
-            stepsize_controller=controller,
-            adjoint=self.adjoint,
-            max_steps=self.max_steps,
-            throw=throw,
-        )
+    - `model`: the fitted [`Model`][symml.Model].
+    - `params`: the trained [`Params`][symml.Params] (network weights and
+      trainable parameter values).
+    - `history`: `{phase: losses per step}`, e.g. `{"adam": ..., "lbfgs": ...}`;
+      the last entry of the last phase is the loss at `params`.
+    - `wall_time`: seconds spent fitting.
+    - `method`: the fit method and its options (e.g.
+      [`SolveInLoop`][symml.SolveInLoop]).
+    - `seed`: the seed of the fit.
+    """
 
-
-class TrainedMixin:
-    """What every fit result offers from its `model`, `params` and `history`."""
+    model: Model
+    params: Params
+    history: dict[str, np.ndarray]
+    wall_time: float
+    method: Any
+    seed: int
 
     @property
     def final_loss(self) -> float:
-        """The loss at the last step of the last phase."""
+        """The loss at `params`."""
         last = [h for h in self.history.values() if len(h)]
         return float(last[-1][-1]) if last else float("nan")
 
@@ -64,61 +53,133 @@ class TrainedMixin:
             for p in self.model.trainable_parameters
         }
 
+    @abc.abstractmethod
+    def unknown_samples(self, n: int = 200) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """`{unknown name: (inputs (N, k), outputs (N, m))}`: each unknown term
+        where the fit saw it, the data for [`discover`][symml.discover]."""
 
-@dataclass(frozen=True)
-class FitResult(TrainedMixin):
-    """A trained model.
+    def _with_time(self, wall_time: float) -> "FitResult":
+        object.__setattr__(self, "wall_time", wall_time)
+        return self
+
+
+@dataclass(frozen=True, eq=False)
+class UDEResult(FitResult):
+    """A fitted ODE system (a UDE, or a discretised PDE): see
+    [`FitResult`][symml.FitResult] for the common attributes.
 
     **Attributes:**
 
-    - `model`: the fitted [`Model`][symml.Model].
-    - `rhs`: its compiled right-hand side `f(t, u, params)` (for a discretised
-      PDE, the `DiscretizedModel`, whose `unflatten` splits `u` into fields).
-    - `params`: the trained [`Params`][symml.Params] (network weights and
-      trainable parameter values).
-    - `initial_states`: the initial state of each trajectory, trained entries
-      included, shape `(n_states,)` each.
+    - `system`: the fitted [`AbstractSystem`][symml.AbstractSystem]
+      (`f(t, u, params)`).
+    - `initial_states`: the initial state of each trajectory at its first
+      observation time, trained entries included, shape `(n,)` each.
     - `data`: the [`Data`][symml.Data] fitted, one per trajectory.
-    - `history`: `{phase: losses per step}`, e.g. `{"adam": ..., "lbfgs": ...}`.
-    - `wall_time`: seconds spent fitting.
     """
 
-    model: Model
-    rhs: CompiledRHS  # or a DiscretizedModel
-    params: Params
-    initial_states: tuple[jax.Array, ...]
-    data: tuple[Data, ...]
-    history: dict[str, np.ndarray]
-    wall_time: float
-    options: SolverOptions = field(repr=False)
+    system: AbstractSystem = None
+    initial_states: tuple = ()
+    data: tuple = ()
+    options: SolveOptions = field(default=None, repr=False)
 
-    def predict(self, t, *, y0=None, trajectory: int = 0) -> np.ndarray:
-        """Simulate the fitted model at times `t` (shape `(T,)`), from `y0` or
-        from trajectory `trajectory`'s fitted initial state at `t[0]`.
+    def predict(self, t, *, y0=None, trajectory: int = 0, t0=None) -> Solution:
+        """Simulate the fitted model, saved at times `t`.
 
-        **Returns:** an array of shape `(T, n_states)`, in the order of
-        `model.state_names`.
+        By default the simulation starts from trajectory `trajectory`'s fitted
+        initial state at its first observation time, so `t` must not start
+        before it; with `y0` (a flat state, or `{state: value}`) it starts from
+        `y0` at `t0` (default `t[0]`).
+
+        **Returns:** a [`Solution`][symml.Solution]: `solution.ys` has shape
+        `(T, n)` in the order of `system.state_names`, `solution[x]` one state.
         """
-        ts = jnp.asarray(t, dtype=self.initial_states[0].dtype)
-        y0 = self.initial_states[trajectory] if y0 is None else jnp.asarray(y0)
-        sol = self.options.solve(self.rhs, self.params, y0, ts, throw=True)
-        return np.asarray(sol.ys)
+        system = self.system
+        dtype = self.initial_states[0].dtype
+        ts = np.asarray(t, dtype=float)
+        if ts.ndim != 1 or ts.size < 1 or not np.all(np.isfinite(ts)):
+            raise FitError(
+                f"`t` must be a 1-D array of finite times; got shape {ts.shape}."
+            )
+        if ts.size > 1 and np.any(np.diff(ts) <= 0):
+            raise FitError("`t` must be strictly increasing.")
+        if y0 is None:
+            if (
+                isinstance(trajectory, bool)
+                or not isinstance(trajectory, int | np.integer)
+                or not 0 <= trajectory < len(self.initial_states)
+            ):
+                raise FitError(
+                    f"`trajectory={trajectory!r}` is out of range; the fit has "
+                    f"{len(self.initial_states)} trajectory(ies), numbered from 0."
+                )
+            if t0 is not None:
+                raise FitError(
+                    "`t0` goes with `y0`: a trajectory's fitted initial state is at "
+                    "its first observation time."
+                )
+            start = float(self.data[trajectory].t[0])
+            state = self.initial_states[trajectory]
+            if ts[0] < start:
+                raise FitError(
+                    f"`t` starts at {ts[0]:g}, before trajectory {trajectory}'s "
+                    f"first observation at t = {start:g}, where its fitted initial "
+                    "state is; predict from there on, or pass `y0=` and `t0=`."
+                )
+        else:
+            if isinstance(y0, dict):
+                state = system.initial_state(y0, dtype=dtype)
+            else:
+                state = system.check_state(y0, "y0")
+                if state.ndim != 1:
+                    raise FitError(
+                        f"`y0` has shape {state.shape}; expected ({system.n},)."
+                    )
+            start = float(ts[0] if t0 is None else t0)
+            if ts[0] < start:
+                raise FitError(f"`t` starts at {ts[0]:g}, before `t0={start:g}`.")
+            if not bool(jnp.all(jnp.isfinite(state))):
+                raise FitError("`y0` is not finite (NaN or inf).")
+        check_times(np.concatenate([[start], ts]), dtype, FitError, "`t`")
+        solution = _predict(
+            system,
+            self.options,
+            self.params,
+            jnp.asarray(state, dtype),
+            jnp.asarray(ts, dtype),
+            jnp.asarray(start, dtype),
+        )
+        raise_if_failed(
+            solution,
+            names=system.state_names,
+            slices={n: system.state_slice(n) for n in system.state_names},
+            options=self.options,
+            error=FitError,
+            what="The prediction",
+        )
+        return Solution(system, solution)
 
     def unknown_samples(self, n: int = 200) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """The unknown terms along the fitted trajectories: `{name: (X, Y)}` with
         the network inputs `X` (shape `(n_samples, n_inputs)`) and outputs `Y`
-        at `n` evenly spaced times per trajectory over the data's time span."""
+        at `n` evenly spaced times per trajectory over the data's time span
+        (at every grid point, for a discretised PDE)."""
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 2:
+            raise FitError(f"`n` must be an integer >= 2; got {n!r}.")
         samples: dict[str, list] = {u.name: ([], []) for u in self.model.unknowns}
-        evaluate = jax.jit(jax.vmap(self.rhs.unknown_values, in_axes=(0, 0, None)))
+        evaluate = jax.jit(jax.vmap(self.system.unknown_values, in_axes=(0, 0, None)))
         for j, d in enumerate(self.data):
             ts = np.linspace(d.t[0], d.t[-1], n)
-            ys = self.predict(ts, trajectory=j)
-            values = evaluate(jnp.asarray(ts, ys.dtype), jnp.asarray(ys), self.params)
+            ys = self.predict(ts, trajectory=j).ys
+            values = evaluate(jnp.asarray(ts, ys.dtype), ys, self.params)
             for name, (x, y) in values.items():
-                # One row per time (ODE) or per time and grid point (PDE).
                 samples[name][0].append(np.asarray(x).reshape(-1, x.shape[-1]))
                 samples[name][1].append(np.asarray(y).reshape(-1, y.shape[-1]))
         return {
             name: (np.concatenate(xs), np.concatenate(ys))
             for name, (xs, ys) in samples.items()
         }
+
+
+@eqx.filter_jit
+def _predict(system, options, params, y0, ts, t0):
+    return diffeqsolve(system, options, y0, params, ts=ts, t0=t0)

@@ -1,7 +1,7 @@
 """Universal differential equations: an ODE solve inside the loss."""
 
-import time
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import diffrax as dfx
 import equinox as eqx
@@ -10,30 +10,37 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
+from .._diffrax import SolveOptions, check_times, diffeqsolve
 from .._errors import DataError, FitError
-from ..dsl import Model
-from ..lowering import CompiledRHS, Params, init_params
-from ..dsl._data import Data, _name, as_datasets
-from ._optim import Phase, adam, lbfgs, run_phases
-from ._penalty import compile_penalty
-from ._progress import Progress
-from ._result import FitResult, SolverOptions
+from ..dsl import Data, ODEModel
+from ..dsl._data import as_datasets, state_key
+from ..lowering import AbstractSystem, CompiledRHS, Params
+from ._checkpoint import fingerprint
+from ._loop import Problem
+from ._method import (
+    AbstractFitMethod,
+    non_negative_number,
+    positive_integer,
+    set_field,
+)
+from ._penalty import Penalty, compile_penalty
+from ._result import UDEResult
 
 
 class _Trainable(eqx.Module):
     params: Params
-    initial: tuple  # the unobserved entries of each trajectory's initial state
+    initial: tuple  # per trajectory: the trained entries of its initial state
     nodes: tuple = ()  # multiple shooting: per trajectory, (segments - 1, n)
 
 
 class _Static(eqx.Module):
-    rhs: CompiledRHS = eqx.field(static=True)
-    options: SolverOptions = eqx.field(static=True)
+    system: AbstractSystem = eqx.field(static=True)
+    options: SolveOptions = eqx.field(static=True)
     names: tuple = eqx.field(static=True)
     free: tuple = eqx.field(static=True)  # per trajectory: indices trained
     observed: tuple = eqx.field(static=True)  # per trajectory: observed indices
     owner: tuple = eqx.field(static=True)  # per observed column: its state's index
-    y0: tuple  # per trajectory: initial state with observed entries
+    y0: tuple  # per trajectory: the initial state's fixed entries
     ts: tuple
     ys: tuple  # per trajectory: observations (T, n_observed)
     scale: jax.Array  # per state: normalisation of its squared error
@@ -53,123 +60,8 @@ def _with_units(params: Params, units: dict, *, divide: bool = False) -> Params:
     return Params(values, params.networks)
 
 
-def _solver(solver) -> dfx.AbstractSolver:
-    if solver is None:
-        return dfx.Tsit5()
-    if isinstance(solver, str):
-        cls = getattr(dfx, solver, None)
-        if not (isinstance(cls, type) and issubclass(cls, dfx.AbstractSolver)):
-            raise FitError(
-                f"`solver={solver!r}` is not a diffrax solver; use a name such as "
-                "'Tsit5', 'Dopri5' or 'Kvaerno5', or a solver instance."
-            )
-        return cls()
-    if isinstance(solver, dfx.AbstractSolver):
-        return solver
-    raise FitError(f"`solver` must be a diffrax solver or its name; got {solver!r}.")
-
-
-_ADJOINTS = {
-    "recursive": dfx.RecursiveCheckpointAdjoint,
-    "backsolve": dfx.BacksolveAdjoint,
-    "direct": dfx.DirectAdjoint,
-}
-
-
-def _adjoint(adjoint) -> dfx.AbstractAdjoint:
-    if adjoint is None:
-        return dfx.RecursiveCheckpointAdjoint()
-    if isinstance(adjoint, dfx.AbstractAdjoint):
-        return adjoint
-    if adjoint in _ADJOINTS:
-        return _ADJOINTS[adjoint]()
-    raise FitError(
-        f"`adjoint={adjoint!r}` is not known; use one of {', '.join(_ADJOINTS)} or a "
-        "diffrax adjoint instance."
-    )
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """Where each observable state lives in the flat ODE state vector."""
-
-    names: tuple[str, ...]
-    index: dict  # name -> flat indices (np.ndarray)
-    shape: dict  # name -> shape of one observation (() for an ODE state)
-    n: int
-
-    @classmethod
-    def of(cls, system) -> "_Layout":
-        if isinstance(system, CompiledRHS):
-            names = system.state_names
-            return cls(
-                names,
-                {n: np.array([i]) for i, n in enumerate(names)},
-                dict.fromkeys(names, ()),
-                len(names),
-            )
-        names = tuple(system.state_names)
-        index = {n: np.arange(system.n)[system.state_slice(n)] for n in names}
-        return cls(names, index, dict.fromkeys(names, tuple(system.shape)), system.n)
-
-
-def _prepare(layout: _Layout, datasets: list[Data], initial: dict, dtype):
-    names = layout.names
-    for d in datasets:
-        d.check_against(names, layout.shape)
-    initial = {_name(k): v for k, v in (initial or {}).items()}
-    free, observed, owner, y0s, ts, ys, free_init = [], [], [], [], [], [], []
-    for d in datasets:
-        y0 = np.zeros(layout.n)
-        init = np.zeros(layout.n)
-        obs, trained = [], []
-        for name in names:
-            idx = layout.index[name]
-            if name in d.values:
-                y0[idx] = d.values[name][0].ravel()
-                obs.append(idx)
-            else:
-                trained.append(idx)
-                init[idx] = np.broadcast_to(
-                    np.asarray(initial.get(name, 0.0), float), layout.shape[name]
-                ).ravel()
-        obs_idx = np.concatenate(obs) if obs else np.zeros(0, int)
-        free_idx = np.concatenate(trained) if trained else np.zeros(0, int)
-        free.append(tuple(free_idx.tolist()))
-        free_init.append(jnp.asarray(init[free_idx], dtype))
-        observed.append(tuple(obs_idx.tolist()))
-        owner.append(
-            tuple(
-                i
-                for i, name in enumerate(names)
-                if name in d.values
-                for _ in layout.index[name]
-            )
-        )
-        y0s.append(jnp.asarray(y0, dtype))
-        ts.append(jnp.asarray(d.t, dtype))
-        ys.append(
-            jnp.asarray(
-                np.concatenate(
-                    [
-                        d.values[name].reshape(d.t.size, -1)
-                        for name in names
-                        if name in d.values
-                    ],
-                    axis=1,
-                ),
-                dtype,
-            )
-        )
-    # Each state's squared error is divided by the variance of its observations,
-    # so states of different magnitudes weigh the same.
-    scale = np.ones(len(names))
-    for i, name in enumerate(names):
-        vals = [d.values[name].ravel() for d in datasets if name in d.values]
-        if vals:
-            v = np.concatenate(vals)
-            scale[i] = max(np.var(v), 1e-3 * np.mean(v**2), 1e-12)
-    return free, observed, owner, y0s, ts, ys, free_init, jnp.asarray(scale, dtype)
+def _initial_state(y0, free, initial):
+    return y0.at[np.asarray(free)].set(initial) if free else y0
 
 
 def _loss(x: _Trainable, s: _Static):
@@ -180,16 +72,16 @@ def _loss(x: _Trainable, s: _Static):
     failed = jnp.asarray(False)
     params = _with_units(x.params, s.units)
     for j in range(len(s.ts)):
-        y0 = s.y0[j]
-        if s.free[j]:
-            y0 = y0.at[np.asarray(s.free[j])].set(x.initial[j])
+        y0 = _initial_state(s.y0[j], s.free[j], x.initial[j])
         bounds = s.segments[j] if s.segments else (0, len(s.ts[j]) - 1)
         starts = [y0, *(x.nodes[j] if s.segments else ())]
         owner = np.asarray(s.owner[j])
         observed = np.asarray(s.observed[j])
         for k in range(len(bounds) - 1):
             a, b = bounds[k], bounds[k + 1]
-            sol = s.options.solve(s.rhs, params, starts[k], s.ts[j][a : b + 1])
+            sol = diffeqsolve(
+                s.system, s.options, starts[k], params, ts=s.ts[j][a : b + 1]
+            )
             failed = failed | (sol.result != dfx.RESULTS.successful)
             last = k == len(bounds) - 2
             # A segment's end point is the next segment's (trainable) start.
@@ -217,10 +109,77 @@ def _loss(x: _Trainable, s: _Static):
     }
 
 
-def _shooting_nodes(segments: int, ts, ys, y0, observed, free, free_init, dtype):
+@dataclass(frozen=True)
+class _Trajectory:
+    """One data set laid out on the system's flat state."""
+
+    t: np.ndarray
+    y0: np.ndarray  # fixed entries of the initial state (zeros where trained)
+    free: tuple[int, ...]  # flat indices of the trained initial entries
+    start: np.ndarray  # their starting values
+    observed: tuple[int, ...]  # flat indices observed, in column order
+    owner: tuple[int, ...]  # per column: index of its state
+    ys: np.ndarray  # (T, columns)
+
+
+def _layout(system: AbstractSystem, data: Data, initial: dict, fit_initial: bool):
+    names = system.state_names
+    for name, v in data.values.items():
+        if name not in names:
+            raise DataError(
+                f"The data observe `{name}`, which is not a state of the model; its "
+                f"states are {', '.join(names)}."
+            )
+        shape = system.state_shape(name)
+        if v.shape[1:] != tuple(shape):
+            raise DataError(
+                f"Each observation of `{name}` has shape {v.shape[1:]}; the model's "
+                f"`{name}` has shape {tuple(shape)}. Observe fields on the "
+                "discretisation grid."
+            )
+    y0 = np.zeros(system.n)
+    start = np.zeros(system.n)
+    free, observed, owner, columns = [], [], [], []
+    for i, name in enumerate(names):
+        idx = system.state_indices(name)
+        shape = system.state_shape(name)
+        if name in data.values:
+            first = data.values[name][0].ravel()
+            observed.append(idx)
+            owner.extend([i] * idx.size)
+            columns.append(data.values[name].reshape(data.t.size, -1))
+            if fit_initial:
+                free.append(idx)
+                guess = initial.get(name)
+                start[idx] = (
+                    first
+                    if guess is None
+                    else np.broadcast_to(np.asarray(guess, float), shape).ravel()
+                )
+            else:
+                y0[idx] = first
+        else:
+            free.append(idx)
+            start[idx] = np.broadcast_to(
+                np.asarray(initial.get(name, 0.0), float), shape
+            ).ravel()
+    free_idx = np.concatenate(free) if free else np.zeros(0, int)
+    obs_idx = np.concatenate(observed) if observed else np.zeros(0, int)
+    return _Trajectory(
+        data.t,
+        y0,
+        tuple(free_idx.tolist()),
+        start[free_idx],
+        tuple(obs_idx.tolist()),
+        tuple(owner),
+        np.concatenate(columns, axis=1) if columns else np.zeros((data.t.size, 0)),
+    )
+
+
+def _shooting(segments: int, traj: _Trajectory, dtype):
     """Segment bounds (time indices) and initial node states for one trajectory:
-    observed entries from the data at each node, the others from `initial`."""
-    size = len(ts)
+    observed entries from the data at each node, the others from the start."""
+    size = len(traj.t)
     if segments < 2 or segments > size - 1:
         raise FitError(
             f"`shooting={segments}` segments do not fit a trajectory of {size} "
@@ -229,174 +188,245 @@ def _shooting_nodes(segments: int, ts, ys, y0, observed, free, free_init, dtype)
     bounds = tuple(int(round(b)) for b in np.linspace(0, size - 1, segments + 1))
     nodes = []
     for b in bounds[1:-1]:
-        node = jnp.asarray(y0, dtype).at[np.asarray(observed)].set(ys[b])
-        if free:
-            node = node.at[np.asarray(free)].set(free_init)
+        node = np.array(traj.y0)
+        if traj.free:
+            node[np.asarray(traj.free)] = traj.start
+        node[np.asarray(traj.observed)] = traj.ys[b]
         nodes.append(node)
-    return bounds, jnp.stack(nodes)
+    return bounds, jnp.asarray(np.stack(nodes), dtype)
 
 
-def _penalties(penalties, system, model, rhs, seed, dtype) -> tuple:
-    if not penalties:
-        return ()
-    if not isinstance(system, Model):
+def _initial_dict(initial, names) -> dict[str, Any]:
+    if initial is None:
+        return {}
+    if not isinstance(initial, dict):
         raise FitError(
-            "Penalties are supported for ODE models; this is a discretised PDE."
+            "`initial` must be a dict `{state: value}`; got "
+            f"{type(initial).__name__}."
         )
-    # A generator of its own, so adding a penalty leaves the networks' seeds be.
-    rng = np.random.default_rng([seed, 1])
-    return tuple(
-        compile_penalty(p, i, model, rhs.scheme, rng, dtype)
-        for i, p in enumerate(penalties)
-    )
+    out = {}
+    for key, value in initial.items():
+        name = state_key(key)
+        if name not in names:
+            raise FitError(
+                f"`initial` names `{key}`, which is not a state of the model; its "
+                f"states are {', '.join(names)}."
+            )
+        value = np.asarray(value, dtype=float)
+        if not np.all(np.isfinite(value)):
+            raise FitError(f"The initial guess of `{name}` is not finite.")
+        out[name] = value
+    return out
 
 
-def build_loss(
-    system,
-    datasets: list[Data],
-    *,
-    seed: int = 0,
-    solver=None,
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
-    adjoint=None,
-    max_steps: int = 4096,
-    initial: dict | None = None,
-    shooting: int | None = None,
-    continuity: float = 10.0,
-    penalties=(),
-    derivatives=None,
-    dtype=None,
-):
-    """Everything `fit_ude` optimises: `_loss(trainable, static)` is the loss.
-    Also used by `benchmarks/ude_overhead.py`, which times exactly this loss."""
-    if dtype is None:
-        dtype = jnp.zeros(()).dtype
-    options = SolverOptions(_solver(solver), rtol, atol, _adjoint(adjoint), max_steps)
-    if isinstance(system, Model):
-        model, rhs = system, CompiledRHS(system, derivatives)
-    else:
-        model, rhs = system.model, system
-    layout = _Layout.of(rhs)
-    # Unknown terms start small, so the first solves follow the known physics.
-    params = init_params(model, key=jr.PRNGKey(seed), dtype=dtype, final_scale=0.1)
-    free, observed, owner, y0s, ts, ys, free_init, scale = _prepare(
-        layout, datasets, initial, dtype
-    )
-    # Trainable parameters are optimised in units of their initial magnitude:
-    # Adam moves every variable by about the learning rate per step, which
-    # would push a parameter of size 0.01 (a diffusion coefficient) through
-    # zero within a few steps; in these units a step is a fraction of it.
-    units = {
-        k: jnp.asarray(float(abs(v)) if float(v) != 0 else 1.0, dtype)
-        for k, v in params.values.items()
-    }
-    if not any(observed):
-        raise DataError("The data observe no state of the model.")
-    segments, nodes = (), ()
-    if shooting is not None:
-        shot = [
-            _shooting_nodes(shooting, *args, dtype)
-            for args in zip(ts, ys, y0s, observed, free, free_init, strict=True)
-        ]
-        segments = tuple(b for b, _ in shot)
-        nodes = tuple(n for _, n in shot)
-    state_of = np.zeros(layout.n, int)
-    for i, name in enumerate(layout.names):
-        state_of[layout.index[name]] = i
-    static = _Static(
-        rhs,
-        options,
-        layout.names,
-        tuple(free),
-        tuple(observed),
-        tuple(owner),
-        tuple(y0s),
-        tuple(ts),
-        tuple(ys),
-        scale,
-        units,
-        segments,
-        tuple(state_of.tolist()),
-        float(continuity),
-        _penalties(penalties, system, model, rhs, seed, dtype),
-    )
-    trainable = _Trainable(
-        _with_units(params, units, divide=True), tuple(free_init), nodes
-    )
-    return model, rhs, options, layout, trainable, static, (y0s, free, units)
+@dataclass(frozen=True)
+class SolveInLoop(AbstractFitMethod):
+    """Fit an ODE system (an ODE model, or a PDE discretised by
+    [`discretize`][symml.discretize]) by solving it inside the loss and
+    comparing the solution with the data (a universal differential equation
+    when the model has unknown terms).
 
+    The loss is the mean over observed states of each state's mean squared
+    error divided by the variance of its observations, so states of different
+    magnitudes weigh the same.
 
-def fit_ude(
-    system,
-    data,
-    *,
-    seed: int = 0,
-    steps: int = 1000,
-    learning_rate: float = 3e-3,
-    lbfgs_steps: int = 500,
-    phases: list[Phase] | None = None,
-    solver=None,
-    rtol: float = 1e-6,
-    atol: float = 1e-8,
-    adjoint=None,
-    max_steps: int = 4096,
-    initial: dict | None = None,
-    shooting: int | None = None,
-    continuity: float = 10.0,
-    penalties=(),
-    derivatives=None,
-    dtype=None,
-    progress: bool | None = None,
-) -> FitResult:
-    """Fit an ODE system (a `Model` of ODEs, or a discretised PDE) to data."""
-    datasets = as_datasets(data)
-    model, rhs, options, layout, trainable, static, (y0s, free, units) = build_loss(
-        system,
-        datasets,
-        seed=seed,
-        solver=solver,
-        rtol=rtol,
-        atol=atol,
-        adjoint=adjoint,
-        max_steps=max_steps,
-        initial=initial,
-        shooting=shooting,
-        continuity=continuity,
-        penalties=penalties,
-        derivatives=derivatives,
-        dtype=dtype,
-    )
-    if phases is None:
-        phases = [adam(steps, learning_rate), lbfgs(lbfgs_steps)]
-    start = time.perf_counter()
+    **Arguments:**
 
-    def result(x: _Trainable, history) -> FitResult:
-        initial_states = tuple(
-            y0.at[np.asarray(f)].set(init) if f else y0
-            for y0, f, init in zip(y0s, free, x.initial, strict=True)
+    - `solver`: a diffrax solver or its name (`"Tsit5"` by default; an implicit
+      one such as `"Kvaerno5"` for a stiff model).
+    - `rtol`, `atol`, `max_steps`: the solve inside the loss.
+    - `adjoint`: how gradients go through the solve: `"recursive"` (the
+      default), `"backsolve"`, `"direct"` or a diffrax adjoint.
+    - `initial`: `{state: value}` starting guesses of initial states.
+    - `fit_initial`: whether observed states' initial values are trained too
+      (starting from their first observation, or from `initial`). On by
+      default: a noisy first observation would otherwise bias every
+      coefficient. Unobserved states' initial values are always trained.
+    - `shooting`: split each trajectory into this many segments (multiple
+      shooting): each segment starts from a trainable state, initialised from
+      the data, and `continuity` (default 10) weighs the mismatch between a
+      segment's end and the next one's start. It makes long or oscillatory
+      trajectories easier to fit; `None` (the default) solves each trajectory
+      in one piece.
+    - `penalties`: [`Penalty`][symml.Penalty] terms added to the loss, e.g.
+      `Penalty(U[0].diff(x)**2, over={x: (0, 5), y: (0, 5)}, weight=1e-3)`.
+    - `derivatives`: the scheme of derivatives of networks in the model and
+      the penalties (as in [`lower`][symml.lower]).
+    """
+
+    name: ClassVar[str] = "SolveInLoop"
+    solver: Any = "Tsit5"
+    rtol: float = 1e-6
+    atol: float = 1e-8
+    max_steps: int = 4096
+    adjoint: Any = "recursive"
+    initial: dict | None = None
+    fit_initial: bool = True
+    shooting: int | None = None
+    continuity: float = 10.0
+    penalties: tuple = ()
+    derivatives: Any = None
+
+    def __post_init__(self):
+        owner = "SolveInLoop"
+        set_field(
+            self,
+            "_options",
+            SolveOptions.make(
+                solver=self.solver,
+                rtol=self.rtol,
+                atol=self.atol,
+                max_steps=self.max_steps,
+                adjoint=self.adjoint,
+                error=FitError,
+            ),
         )
-        return FitResult(
-            model,
-            rhs,
-            _with_units(x.params, units),
-            initial_states,
-            tuple(datasets),
-            history,
-            time.perf_counter() - start,
-            options,
+        positive_integer(self.shooting, "shooting", owner, allow_none=True)
+        non_negative_number(self.continuity, "continuity", owner)
+        if not isinstance(self.fit_initial, bool):
+            raise FitError(
+                f"`fit_initial` of `{owner}` must be True or False; got "
+                f"{self.fit_initial!r}."
+            )
+        penalties = tuple(self.penalties or ())
+        for i, p in enumerate(penalties):
+            if not isinstance(p, Penalty):
+                raise FitError(
+                    f"`penalties` must be a list of `symml.Penalty`; item {i} is "
+                    f"{type(p).__name__}."
+                )
+        set_field(self, "penalties", penalties)
+
+    def prepare(self, target, data, *, seed: int, dtype, init) -> Problem:
+        if isinstance(target, ODEModel):
+            system = CompiledRHS(target, self.derivatives)
+        elif isinstance(target, AbstractSystem):
+            system = target
+        else:
+            raise FitError(
+                f"`SolveInLoop` fits ODE models and lowered systems; got "
+                f"{type(target).__name__}."
+            )
+        if data is None:
+            raise FitError(
+                "Fitting an ODE system needs observations: pass `data=symml.Data(t, "
+                "{state: values})` (a list of them for several trajectories)."
+            )
+        datasets = as_datasets(data)
+        model = system.model
+        initial = _initial_dict(self.initial, system.state_names)
+        trajectories = [_layout(system, d, initial, self.fit_initial) for d in datasets]
+        if not any(tr.observed for tr in trajectories):
+            raise DataError("The data observe no state of the model.")
+        for d in datasets:
+            check_times(d.t, dtype, DataError, "the data's `t`")
+        if init is not None:
+            params = init.params
+        else:
+            # Unknown terms start small, so the first solves follow the known
+            # physics.
+            params = system.init_params(
+                key=jr.PRNGKey(seed), dtype=dtype, final_scale=0.1
+            )
+        # Trainable parameters are optimised in units of their initial
+        # magnitude: Adam moves every variable by about the learning rate per
+        # step, which would push a parameter of size 0.01 (a diffusion
+        # coefficient) through zero within a few steps; in these units a step
+        # is a fraction of it.
+        units = {
+            k: jnp.asarray(float(abs(v)) if float(v) != 0 else 1.0, dtype)
+            for k, v in params.values.items()
+        }
+        starts = [jnp.asarray(tr.start, dtype) for tr in trajectories]
+        if init is not None and len(init.initial_states) == len(trajectories):
+            starts = [
+                jnp.asarray(np.asarray(s)[np.asarray(tr.free, int)], dtype)
+                for s, tr in zip(init.initial_states, trajectories, strict=True)
+            ]
+        segments, nodes = (), ()
+        if self.shooting is not None:
+            shot = [_shooting(self.shooting, tr, dtype) for tr in trajectories]
+            segments = tuple(b for b, _ in shot)
+            nodes = tuple(n for _, n in shot)
+        state_of = np.zeros(system.n, int)
+        for i, name in enumerate(system.state_names):
+            state_of[system.state_indices(name)] = i
+        scale = _scales(system.state_names, datasets)
+        penalties = ()
+        if self.penalties:
+            if not isinstance(model, ODEModel):
+                raise FitError(
+                    "Penalties are supported for ODE models; this is a discretised PDE."
+                )
+            # A generator of its own, so adding a penalty leaves the networks'
+            # seeds be.
+            rng = np.random.default_rng([seed, 1])
+            penalties = tuple(
+                compile_penalty(p, i, model, system.scheme, rng, dtype)
+                for i, p in enumerate(self.penalties)
+            )
+        static = _Static(
+            system,
+            self._options,
+            system.state_names,
+            tuple(tr.free for tr in trajectories),
+            tuple(tr.observed for tr in trajectories),
+            tuple(tr.owner for tr in trajectories),
+            tuple(jnp.asarray(tr.y0, dtype) for tr in trajectories),
+            tuple(jnp.asarray(tr.t, dtype) for tr in trajectories),
+            tuple(jnp.asarray(tr.ys, dtype) for tr in trajectories),
+            jnp.asarray(scale, dtype),
+            units,
+            segments,
+            tuple(state_of.tolist()),
+            float(self.continuity),
+            penalties,
+        )
+        trainable = _Trainable(
+            _with_units(params, units, divide=True), tuple(starts), nodes
         )
 
-    def on_failure(error, last_good, history):
-        error.result = result(last_good, history)
-        return error
+        def result(x: _Trainable, history, static) -> UDEResult:
+            initial_states = tuple(
+                _initial_state(y0, f, init)
+                for y0, f, init in zip(static.y0, static.free, x.initial, strict=True)
+            )
+            return UDEResult(
+                model=model,
+                params=_with_units(x.params, units),
+                history=history,
+                wall_time=0.0,
+                method=self,
+                seed=seed,
+                system=system,
+                initial_states=initial_states,
+                data=tuple(datasets),
+                options=self._options,
+            )
 
-    trainable, history = run_phases(
-        _loss,
-        trainable,
-        static,
-        phases,
-        progress=Progress(progress),
-        on_failure=on_failure,
-    )
-    return result(trainable, history)
+        return Problem(
+            loss=_loss,
+            trainable=trainable,
+            static=static,
+            result=result,
+            fingerprint=fingerprint(
+                "SolveInLoop",
+                model,
+                self,
+                seed,
+                np.dtype(dtype).name,
+                *[a for d in datasets for a in (d.t, *d.values.values())],
+            ),
+        )
+
+
+def _scales(names, datasets) -> np.ndarray:
+    # Each state's squared error is divided by the variance of its
+    # observations, so states of different magnitudes weigh the same.
+    scale = np.ones(len(names))
+    for i, name in enumerate(names):
+        vals = [d.values[name].ravel() for d in datasets if name in d.values]
+        if vals:
+            v = np.concatenate(vals)
+            scale[i] = max(np.var(v), 1e-3 * np.mean(v**2), 1e-12)
+    return scale
