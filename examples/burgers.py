@@ -267,12 +267,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
     model = burgers_model(hidden)
     result = sm.fit(
         model,
-        derivatives=args.scheme,
+        method=sm.PhysicsInformed(
+            derivatives=args.scheme,
+            points=points,
+            boundary_points=256,
+            sampling="sobol",
+            resample_every=100,
+        ),
         seed=args.seed,
-        points=points,
-        boundary_points=256,
-        sampling="sobol",
-        resample_every=100,
         steps=steps,
         learning_rate=1e-3,
         lbfgs_steps=lbfgs_steps,

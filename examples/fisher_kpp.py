@@ -220,8 +220,8 @@ def main(argv=None) -> dict:
     recovered = np.broadcast_to(recovered_reaction(rho_grid), rho_grid.shape)
     truth_reaction = R * rho_grid * (1 - rho_grid)
     inside = (rho_grid >= data_range[0]) & (rho_grid <= data_range[1])
-    fitted = result.predict(ts)
-    simulated = refit.predict(ts)
+    fitted = result.predict(ts).ys
+    simulated = refit.predict(ts).ys
     wall = time.perf_counter() - start
     cpu = time.process_time() - start_cpu
     summary = {

@@ -209,15 +209,15 @@ def main(argv=None) -> dict:
 
     def simulate_node(y0):
         try:
-            return node.predict(dense, y0=jnp.asarray(y0))
-        except Exception:  # noqa: BLE001 - a diverging neural ODE is a result
+            return np.asarray(node.predict(dense, y0=jnp.asarray(y0)).ys)
+        except sm.FitError:  # a diverging neural ODE is a result
             return np.full_like(truth, np.nan)
 
     def error(traj, reference):
         return relative_l2(traj, reference) if np.all(np.isfinite(traj)) else None
 
     recovered = simulate_recovered(u0)
-    ude_fit = result.predict(dense[dense <= T_DATA])
+    ude_fit = np.asarray(result.predict(dense[dense <= T_DATA]).ys)
     ude_fit = np.concatenate([ude_fit, np.full((len(dense) - len(ude_fit), 2), np.nan)])
     node_traj = simulate_node(u0)
     # A new initial state, never seen in training: the recovered equations

@@ -36,8 +36,7 @@ def solve(activation: str, scheme: str, steps: int, lbfgs_steps: int, seed: int)
     start = time.perf_counter()
     result = sm.fit(
         model,
-        derivatives=scheme,
-        points=128,
+        method=sm.PhysicsInformed(derivatives=scheme, points=128),
         seed=seed,
         steps=steps,
         learning_rate=3e-3,
