@@ -15,6 +15,8 @@ from ._errors import (
     LoweringError as LoweringError,
     ModelError as ModelError,
     SparsityError as SparsityError,
+    SteadyStateError as SteadyStateError,
+    SteadyStateInputError as SteadyStateInputError,
     SymmlError as SymmlError,
     SymmlWarning as SymmlWarning,
     ZeroDerivativeWarning as ZeroDerivativeWarning,
@@ -55,6 +57,15 @@ from .sparsity import (
     compressed_jacobian as compressed_jacobian,
     hessian_sparsity as hessian_sparsity,
     jacobian_sparsity as jacobian_sparsity,
+)
+from .steady import (
+    AbstractSteadyMethod as AbstractSteadyMethod,
+    IntegrateToSteady as IntegrateToSteady,
+    LevenbergMarquardt as LevenbergMarquardt,
+    Newton as Newton,
+    SkipGuess as SkipGuess,
+    SteadyState as SteadyState,
+    steady_state as steady_state,
 )
 from .training import (
     Data as Data,

@@ -37,6 +37,14 @@ ALLOWED = {
         "sparsity",
         "discretization",
     },
+    "steady": {
+        "dsl",
+        "nets",
+        "derivatives",
+        "lowering",
+        "sparsity",
+        "discretization",
+    },
     "discovery": {"dsl"},
     "export": {"dsl"},
 }
