@@ -23,6 +23,7 @@ from jaxtyping import Array, Float, Int
 
 from .._errors import SteadyStateInputError
 from ..sparsity import SparseLU
+from ._linear import ColoredLU
 
 __all__ = [
     "AbstractSteadyMethod",
@@ -33,11 +34,11 @@ __all__ = [
 ]
 
 # `linear_solver="auto"` factorises sparsely from this many unknowns on. Below
-# it the dense LU of the materialised Jacobian (n JVPs, n³/3 flops) is cheaper
-# than the host round trip of the sparse factorisation (~0.5 ms per Newton
-# step); `benchmarks/steady_state.py` measures the crossover (its "crossover"
-# table) on 1-D and 2-D reaction–diffusion problems.
-SPARSE_FROM = 150
+# it a dense LU inside JAX (n³/3 flops, of the Jacobian evaluated by one JVP
+# per colour) is cheaper than the host round trip of the sparse factorisation
+# and vmaps over experiments; `benchmarks/steady_state.py` measures the
+# crossover (its "crossover" table) on 1-D and 2-D reaction–diffusion problems.
+SPARSE_FROM = 256
 
 LinearSolverChoice = Literal["auto", "sparse", "dense"] | lx.AbstractLinearSolver
 AdjointChoice = Literal["implicit", "unrolled"] | optx.AbstractAdjoint
@@ -57,18 +58,12 @@ class _Problem(eqx.Module):
 
     **Fields:**
 
-    - `system`: callable as `system(t, u, params)`.
-    - `sparse`: a [`SparseLU`][symml.sparsity.SparseLU] built once for the
-      system's Jacobian pattern (its colouring and factorisation memo are
-      reused by every solve).
+    - `system`: callable as `system(t, u, params)`, with `jacobian_sparsity()`.
+    - `n`: the number of unknowns.
     """
 
     system: Any = eqx.field(static=True)
-    sparse: SparseLU = eqx.field(static=True)
-
-    @property
-    def n(self) -> int:
-        return self.sparse.n
+    n: int = eqx.field(static=True)
 
     def residual(self, u: Float[Array, " n"], args: Any) -> Float[Array, " n"]:
         """`f(t, u, params)` with `args = (t, params)`: optimistix's form."""
@@ -83,33 +78,37 @@ class _Problem(eqx.Module):
         return self.system(t, u, params)
 
     def linear_solver(self, choice: LinearSolverChoice) -> lx.AbstractLinearSolver:
+        """The lineax solver for `choice` (`"auto"`, `"sparse"`, `"dense"` or a
+        lineax solver)."""
         if isinstance(choice, lx.AbstractLinearSolver):
             return choice
-        if choice == "sparse" or (choice == "auto" and self.n >= SPARSE_FROM):
-            return self.sparse
-        if choice in ("dense", "auto"):
-            return lx.LU()
+        if choice == "auto":
+            choice = "sparse" if self.n >= SPARSE_FROM else "dense"
+        if choice in ("sparse", "dense"):
+            return cached_solver(self.system, choice)
         raise SteadyStateInputError(
             f"`linear_solver` must be 'auto', 'sparse', 'dense' or a lineax solver; "
             f"got {choice!r}."
         )
 
 
-# One `SparseLU` per system, so that repeated solves reuse its colouring and
-# compile once (a new `SparseLU` is a new static argument to `jit`).
-_SPARSE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# The linear solvers of each system, built once: their colourings are reused,
+# and repeated solves compile once (a new solver is a new static argument to
+# `jit`).
+_SOLVERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def sparse_solver(system: Any, pattern) -> SparseLU:
-    """The cached [`SparseLU`][symml.sparsity.SparseLU] of `system`'s pattern."""
+def cached_solver(system: Any, kind: str) -> lx.AbstractLinearSolver:
+    """The [`SparseLU`][symml.sparsity.SparseLU] (`kind="sparse"`) or
+    `ColoredLU` (`"dense"`) of `system`'s Jacobian pattern."""
+    build = SparseLU if kind == "sparse" else ColoredLU
     try:
-        cached = _SPARSE.get(system)
+        solvers = _SOLVERS.setdefault(system, {})
     except TypeError:  # not weak-referenceable: build one per call
-        return SparseLU(pattern)
-    if cached is None or cached.n != pattern.shape[0]:
-        cached = SparseLU(pattern)
-        _SPARSE[system] = cached
-    return cached
+        return build(system.jacobian_sparsity())
+    if kind not in solvers:
+        solvers[kind] = build(system.jacobian_sparsity())
+    return solvers[kind]
 
 
 def _adjoint(choice: AdjointChoice, linear_solver) -> optx.AbstractAdjoint:

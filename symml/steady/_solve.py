@@ -23,7 +23,6 @@ from ._methods import (
     Newton,
     _Outcome,
     _Problem,
-    sparse_solver,
 )
 
 __all__ = ["SteadyState", "steady_state", "flat_guess"]
@@ -230,7 +229,7 @@ def steady_state(
     n = pattern.shape[0]
     u0 = flat_guess(system, guess, n, inputs)
     params = _params(system, params)
-    problem = _Problem(system, sparse_solver(system, pattern))
+    problem = _Problem(system, n)
     args = (jnp.asarray(t, u0.dtype), params)
     try:
         sol = _run(method, problem, u0, args, adjoint)
