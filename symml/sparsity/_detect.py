@@ -22,6 +22,11 @@ from ._interpreter import propagate
 __all__ = ["jacobian_sparsity", "hessian_sparsity"]
 
 
+# Leaves that `jax.make_jaxpr` traces; anything else goes through equinox,
+# which treats it as static.
+_TRACEABLE = (jax.Array, np.ndarray, np.generic, jax.ShapeDtypeStruct)
+
+
 def _abstract_floats(leaf: Any) -> Any:
     # Python floats would be baked into the jaxpr as constants; trace them so
     # that the pattern holds for every value of the extra arguments.
@@ -59,9 +64,6 @@ def _trace(fn: Callable, x: ArrayLike, args: tuple, name: str):
             f"got {out_shape}."
         )
     return x, closed, out_leaves
-
-
-_TRACEABLE = (jax.Array, np.ndarray, np.generic, jax.ShapeDtypeStruct)
 
 
 def _run(closed, x, hessian: bool, rules) -> list[DependencySets | None]:
