@@ -21,6 +21,7 @@ from ._regression import (
 )
 from ._selection import AbstractSelector, ParetoFront, check_selector, single_threaded
 from ._sindy import build_rows, check_derivative, domain_of, prepare
+from ._truncation import truncation_check
 from ._weak import WeakForm
 
 # {output function (U_0): (placeholder symbols, ((term, coefficient), ...))}:
@@ -308,7 +309,29 @@ def _numeric(table: Mapping) -> dict:
     }
 
 
-def _discover_fit(result, library, selector, max_error) -> Discovery:
+def _check_discretization(discretization, model):
+    needed = ("order", "spacing", "shape", "model")
+    if not all(hasattr(discretization, a) for a in needed):
+        raise DiscoverError(
+            f"`discretization` must be the `DiscretizedModel` the fit used (from "
+            f"`symml.discretize`); got {discretization!r} of type "
+            f"{type(discretization).__name__}."
+        )
+    if discretization.model is not model:
+        raise DiscoverError(
+            "`discretization` discretises another model than the one the fit "
+            "result holds; pass the `DiscretizedModel` that was fitted."
+        )
+    boundary = model.boundary or {}
+    return {
+        "order": int(discretization.order),
+        "spacing": dict(discretization.spacing),
+        "shape": tuple(discretization.shape),
+        "periodic": {v: boundary.get(v) == "periodic" for v in discretization.spacing},
+    }
+
+
+def _discover_fit(result, library, selector, max_error, discretization) -> Discovery:
     model = result.model
     if not model.unknowns:
         raise DiscoverError(
@@ -317,8 +340,12 @@ def _discover_fit(result, library, selector, max_error) -> Discovery:
             "`symml.Unknown` and fit it first."
         )
     values = _learned_values(result, model)
+    grid = (
+        None if discretization is None else _check_discretization(discretization, model)
+    )
     samples = result.unknown_samples()
     expressions, terms, fronts, table = {}, {}, {}, {}
+    truncation = {}
     for u in model.unknowns:
         X, Y = _samples(samples, u)
         placeholders = tuple(sp.Dummy(f"z{i}") for i in range(len(u.inputs)))
@@ -347,6 +374,13 @@ def _discover_fit(result, library, selector, max_error) -> Discovery:
             terms,
             fronts,
         )
+        if grid is not None:
+            for j, output in enumerate(u.outputs):
+                tau = truncation_check(
+                    str(output), u.inputs, X, Y[:, j], terms[output], **grid
+                )
+                if tau is not None:
+                    truncation[str(output)] = tau
     recovered = _rebuild(
         model, _numeric(table), _parameters(model, values, keep_trainable=False)
     )
@@ -357,6 +391,7 @@ def _discover_fit(result, library, selector, max_error) -> Discovery:
         model=recovered,
         fitted_model=model,
         parameter_values=values,
+        details={"truncation_error": truncation} if truncation else {},
         _table=table,
     )
 
@@ -440,6 +475,7 @@ def discover(
     grid: Mapping | None = None,
     boundary: str | Mapping | None = None,
     max_error: float = 0.1,
+    discretization=None,
 ) -> Discovery:
     """Recover equations as sparse sums of library terms: each unknown term of
     a fit, or the equations behind observed data.
@@ -488,6 +524,16 @@ def discover(
       variable) to use periodic stencils and give the recovered model that
       boundary.
     - `max_error`: the relative error above which a chosen model is reported.
+    - `discretization`: a fit of a discretised PDE only: the
+      [`DiscretizedModel`][symml.DiscretizedModel] the fit used. Discovery then
+      measures the stencils' truncation error in each unknown's derivative
+      inputs (what the network saw against a spectral or tenth-order
+      derivative of the sampled field), carries it through the recovered
+      expression, and warns with a
+      [`TruncationErrorWarning`][symml.TruncationErrorWarning] when a
+      recovered term is no larger than three times that error, or when the
+      error exceeds 2 % of the unknown's size (the coefficients are then biased
+      by about as much). The estimates are in `Discovery.details`.
 
     **Returns:**
 
@@ -496,11 +542,29 @@ def discover(
     """
     with single_threaded():
         return _discover(
-            source, library, selector, model, derivative, grid, boundary, max_error
+            source,
+            library,
+            selector,
+            model,
+            derivative,
+            grid,
+            boundary,
+            max_error,
+            discretization,
         )
 
 
-def _discover(source, library, selector, model, derivative, grid, boundary, max_error):
+def _discover(
+    source,
+    library,
+    selector,
+    model,
+    derivative,
+    grid,
+    boundary,
+    max_error,
+    discretization,
+):
     selector = check_selector(selector)
     max_error = check_max_error(max_error)
     is_data = isinstance(source, Data) or (
@@ -514,6 +578,11 @@ def _discover(source, library, selector, model, derivative, grid, boundary, max_
                 else PolynomialLibrary(degree=3)
             )
         check_library(library)
+        if discretization is not None:
+            raise DiscoverError(
+                "`discretization=` applies to a fit of a discretised PDE; data are "
+                "not discretised by symml. Leave it out."
+            )
         return _discover_data(
             source, library, selector, model, derivative, grid, boundary, max_error
         )
@@ -536,4 +605,4 @@ def _discover(source, library, selector, model, derivative, grid, boundary, max_
             )
     library = PolynomialLibrary(degree=3) if library is None else library
     check_library(library)
-    return _discover_fit(source, library, selector, max_error)
+    return _discover_fit(source, library, selector, max_error, discretization)
