@@ -14,6 +14,7 @@ from ._errors import (
     FitError as FitError,
     LoweringError as LoweringError,
     ModelError as ModelError,
+    SDEError as SDEError,
     SparsityError as SparsityError,
     SteadyStateError as SteadyStateError,
     SteadyStateInputError as SteadyStateInputError,
@@ -72,6 +73,20 @@ from .lowering import (
     lower as lower,
     register_function as register_function,
     register_rule as register_rule,
+)
+from .sde import (
+    SDE as SDE,
+    BSDEResult as BSDEResult,
+    CompiledSDE as CompiledSDE,
+    DeepBSDE as DeepBSDE,
+    EulerLikelihood as EulerLikelihood,
+    ParabolicPDE as ParabolicPDE,
+    SDEFitResult as SDEFitResult,
+    fit_bsde as fit_bsde,
+    fit_sde as fit_sde,
+    hjb_reference as hjb_reference,
+    lower_sde as lower_sde,
+    simulate as simulate,
 )
 from .sparsity import (
     color_columns as color_columns,

@@ -58,6 +58,11 @@ class SteadyStateInputError(SymmlError, ValueError):
     the method or the experiments' inputs)."""
 
 
+class SDEError(SymmlError, ValueError):
+    """An SDE cannot be simulated, fitted or solved as asked (a solver that does
+    not suit the noise, malformed paths, options out of range)."""
+
+
 class SymmlWarning(UserWarning):
     """Base class of the warnings symml emits about a model or a fit."""
 

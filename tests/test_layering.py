@@ -46,6 +46,7 @@ ALLOWED = {
         "discretization",
     },
     "discovery": {"dsl"},
+    "sde": {"dsl", "nets", "lowering"},
     "export": {"dsl"},
 }
 
