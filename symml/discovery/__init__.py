@@ -13,6 +13,15 @@ and pysindy (imported only when discovery runs), never jax or
 `unknown_samples()` and `parameter_values()`.
 """
 
+from ._criteria import (
+    AIC as AIC,
+    BIC as BIC,
+    AbstractCriterion as AbstractCriterion,
+    AICc as AICc,
+    CrossValidation as CrossValidation,
+    Elbow as Elbow,
+    Stability as Stability,
+)
 from ._differentiation import (
     AbstractDerivative as AbstractDerivative,
     FiniteDifference as FiniteDifference,
@@ -39,19 +48,14 @@ from ._library import (
 )
 from ._regression import sparse_regression as sparse_regression
 from ._selection import (
-    AIC as AIC,
-    BIC as BIC,
     STLSQ as STLSQ,
-    AbstractCriterion as AbstractCriterion,
     AbstractSelector as AbstractSelector,
-    AICc as AICc,
     BestSubset as BestSubset,
-    CrossValidation as CrossValidation,
-    DiscoveryWarning as DiscoveryWarning,
-    Elbow as Elbow,
     ParetoFront as ParetoFront,
-    Stability as Stability,
     Stepwise as Stepwise,
+)
+from ._warnings import (
+    DiscoveryWarning as DiscoveryWarning,
     TruncationErrorWarning as TruncationErrorWarning,
 )
 from ._weak import WeakForm as WeakForm

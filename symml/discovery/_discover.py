@@ -12,6 +12,7 @@ from .._errors import DiscoverError, ModelError
 from ..dsl import Data, Model, Trainable, UnknownOutput, trainable
 from ._differentiation import AbstractDerivative
 from ._library import AbstractLibrary, DerivativeLibrary, PolynomialLibrary
+from ._problems import check_derivative, domain_of, prepare
 from ._regression import (
     _expression,
     _regress,
@@ -19,8 +20,9 @@ from ._regression import (
     check_max_error,
     select_terms,
 )
-from ._selection import AbstractSelector, ParetoFront, check_selector, single_threaded
-from ._sindy import build_rows, check_derivative, domain_of, prepare
+from ._rows import build_rows
+from ._search import single_threaded
+from ._selection import AbstractSelector, ParetoFront, check_selector
 from ._truncation import truncation_check
 from ._weak import WeakForm
 

@@ -9,12 +9,12 @@ import sympy as sp
 
 from .._errors import DiscoverError
 from ._library import AbstractLibrary
+from ._search import single_threaded
 from ._selection import (
     AbstractSelector,
     ParetoFront,
     check_selection,
     check_selector,
-    single_threaded,
 )
 
 

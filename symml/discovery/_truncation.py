@@ -20,7 +20,7 @@ import sympy as sp
 from sympy.core.function import AppliedUndef
 
 from ._differentiation import FiniteDifference, Spectral
-from ._selection import TruncationErrorWarning, warn
+from ._warnings import TruncationErrorWarning, warn
 
 # A term smaller than this many times the propagated truncation error may be
 # discretisation error; a propagated error larger than this fraction of the
