@@ -319,9 +319,11 @@ def ode_data():
     return _oscillator(0.0)
 
 
-def test_error_not_a_source():
+def test_error_not_a_source(ode_data):
     with pytest.raises(DiscoverError, match="takes a fit result .* or observations"):
         discover(42)
+    with pytest.raises(DiscoverError, match="takes a `symml.Data` or a list of them"):
+        discover([ode_data, 3])
 
 
 def test_error_data_options_on_a_fit_result():

@@ -9,9 +9,8 @@ import numpy as np
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
-from .._errors import DataError, DiscoverError
-from ..dsl import Model, Trainable, UnknownOutput, states
-from ..dsl._data import as_datasets
+from .._errors import DiscoverError
+from ..dsl import Data, Model, Trainable, UnknownOutput, states
 from ._differentiation import AbstractDerivative, as_derivative
 from ._weak import WeakForm
 
@@ -224,13 +223,20 @@ def prepare(
     boundary,
 ):
     """Datasets, problems, variables and grid of a discovery from data."""
-    try:
-        datasets = as_datasets(data)
-    except DataError as e:
+    if isinstance(data, Data):
+        datasets = [data]
+    elif (
+        isinstance(data, (list, tuple))
+        and data
+        and all(isinstance(d, Data) for d in data)
+    ):
+        datasets = list(data)
+    else:
         raise DiscoverError(
-            f"{e} To discover from a fit, pass the fit result; from data, pass "
-            "`symml.Data(t, {state: values})` or a list of them."
-        ) from None
+            f"Discovery from data takes a `symml.Data` or a list of them (one per "
+            f"trajectory); got {type(data).__name__}. To discover from a fit, pass "
+            "the fit result."
+        )
     if model is not None:
         if not isinstance(model, Model):
             raise DiscoverError(
