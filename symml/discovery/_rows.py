@@ -260,11 +260,16 @@ def _weak_rows(evaluators, datasets, problems, variables, coords, widths, weak, 
     return [np.concatenate(a) for a in thetas], [np.concatenate(a) for a in targets]
 
 
+# A width is chosen among those whose full-library held-out error is within
+# this factor of the best one, the narrowest.
+_WIDTH_TOLERANCE = 1.5
+
+
 def _full_library_error(theta: np.ndarray, target: np.ndarray, folds: int = 5) -> float:
     """The held-out relative error of the regression on every term: the noise
     floor that any sparse model will be measured against."""
     n, p = theta.shape
-    if n < 2 * p + folds:
+    if n < 3 * p:
         return math.inf
     scale = np.sqrt(np.mean(theta**2, axis=0))
     theta = theta / np.where(scale > 0, scale, 1.0)
@@ -280,10 +285,10 @@ def _full_library_error(theta: np.ndarray, target: np.ndarray, folds: int = 5) -
 
 def _choose_widths(evaluators, datasets, problems, variables, coords, weak, orders):
     """Test-function widths, each given or chosen from 12 candidates (from a
-    few samples to a quarter of the span) to minimise the held-out error of
-    the full-library regression, averaged (in log) over the equations: the
-    width that best separates the signal from the noise. Axes are scanned in
-    turn, twice."""
+    few samples to a quarter of the span) by the held-out error of the
+    full-library regression, averaged (in log) over the equations: the
+    narrowest width within a factor 1.5 of the lowest error, with at least
+    three rows per library term. Axes are scanned in turn, twice."""
     spans = [(d.t[0], d.t[-1], np.mean(np.diff(d.t))) for d in datasets]
     axes_x = [
         (min(s[1] - s[0] for s in spans), max(s[2] for s in spans)),
@@ -328,7 +333,13 @@ def _choose_widths(evaluators, datasets, problems, variables, coords, weak, orde
                     f"No test-function width along `{var}` gives enough regression "
                     "rows for the library; use a smaller library or more data."
                 )
-            widths[var] = float(options[int(np.argmin(scores))])
+            # The narrowest width within a factor of the best: wider test
+            # functions leave fewer, smoother rows, whose held-out error keeps
+            # falling while the high-order terms' coefficients drift (a
+            # one-standard-error rule for the width).
+            scores = np.asarray(scores)
+            near = np.flatnonzero(scores <= np.min(scores) + math.log(_WIDTH_TOLERANCE))
+            widths[var] = float(options[near[0]])
     return widths
 
 
