@@ -47,6 +47,22 @@ class ExportError(SymmlError, ValueError):
     """A model or expression cannot be exported."""
 
 
+class SteadyStateError(SymmlError, RuntimeError):
+    """A steady-state solve failed: the root finder did not converge, or the
+    Jacobian was singular. The message gives the residual norm and the
+    iteration count."""
+
+
+class SteadyStateInputError(SymmlError, ValueError):
+    """A steady-state problem is set up wrongly (the system, the initial guess,
+    the method or the experiments' inputs)."""
+
+
+class SDEError(SymmlError, ValueError):
+    """An SDE cannot be simulated, fitted or solved as asked (a solver that does
+    not suit the noise, malformed paths, options out of range)."""
+
+
 class SymmlWarning(UserWarning):
     """Base class of the warnings symml emits about a model or a fit."""
 

@@ -1,6 +1,7 @@
 """The benchmarks' `--quick` modes run, and their side-by-side comparisons
 are sound (the two implementations compute the same numbers)."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,19 @@ def test_derivatives_quick():
     assert errors and max(errors) < 1e-4
 
 
-def test_sparsity_quick():
-    stdout = _run("sparsity.py")
-    assert "colors" in stdout.lower()
+def test_sparsity_quick(tmp_path):
+    stdout = _run("sparsity.py", "--seed", "1", "--out", str(tmp_path))
+    assert "colors" in stdout.lower() and "side by side" in stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for key in [
+        "jacobian_detection_ms_N32",
+        "hessian_detection_s_rosenbrock_16384",
+        "coloring_ms_N32",
+        "coloring_ms_N64",
+    ]:
+        assert summary[key] > 0
+    assert summary["colors_N32"] <= 12
+    if summary["asdex"] is not None:
+        # The reference rows ran (their patterns were checked equal to ours).
+        assert summary["ratio_coloring_ms_N32"] > 0
+        assert summary["star_colors_N16"] <= summary["asdex_star_colors_N16"] + 2

@@ -9,11 +9,15 @@ import sympy as sp
 import symml
 from symml import DiscoverError
 from symml.discovery import (
+    STLSQ,
+    BestSubset,
     ConcatLibrary,
     CustomLibrary,
     Discovery,
+    Elbow,
     FourierLibrary,
     PolynomialLibrary,
+    Stability,
     TensoredLibrary,
     discover,
     sparse_regression,
@@ -140,13 +144,20 @@ def test_sparse_regression_custom_and_composed():
     inputs = rng.uniform(-1.0, 1.0, size=(300, 2))
     targets = 0.7 + 1.5 * np.exp(inputs[:, :1]) - 0.3 * inputs[:, 1:] ** 2
     library = PolynomialLibrary(degree=2) + CustomLibrary([lambda z: sp.exp(z)])
-    # -0.3 b**2 contributes about 5 % of the target's size: below the default
-    # relative threshold of 0.1, above 0.02.
-    (expr,) = sparse_regression(
-        inputs, targets, [a, b], library=library, threshold=0.02
-    )
+    # -0.3 b**2 contributes about 5 % of the target's size: the front's elbow
+    # keeps it (it removes all the remaining error), a fixed relative
+    # threshold of 0.1 drops it.
+    (expr,) = sparse_regression(inputs, targets, [a, b], library=library)
     assert _rounded(expr) == _rounded(0.7 + 1.5 * sp.exp(a) - 0.3 * b**2)
-    (coarse,) = sparse_regression(inputs, targets, [a, b], library=library)
+    with pytest.warns(symml.DiscoveryWarning, match="leaves"):
+        (coarse,) = sparse_regression(
+            inputs,
+            targets,
+            [a, b],
+            library=library,
+            selector=STLSQ(threshold=0.1),
+            max_error=0.01,
+        )
     assert set(_terms(coarse)) == {1, sp.exp(a)}
 
 
@@ -165,37 +176,53 @@ def test_sparse_regression_noise(lv_samples):
     assert _terms(u1)[a * b] == pytest.approx(0.8, rel=1e-2)
 
 
-def test_ensemble_is_deterministic(lv_samples):
+def test_seed_decides_the_folds_and_the_same_seed_repeats(lv_samples):
     inputs, targets = lv_samples
     rng = np.random.default_rng(4)
     noisy = targets + 0.05 * np.abs(targets).mean(axis=0) * rng.standard_normal(
         targets.shape
     )
-    run = lambda seed: sparse_regression(
-        inputs,
-        noisy,
-        [a, b],
-        library=PolynomialLibrary(degree=3),
-        ensemble=True,
-        n_models=20,
-        seed=seed,
-    )
-    first = run(0)
-    assert first == run(0)
-    assert [set(_terms(e)) for e in first] == [{a * b}, {a * b}]
+    model, *_ = _lv()
+
+    def run(seed):
+        selector = BestSubset(Elbow(seed=seed))
+        return discover(_result(model, {"U": (inputs, noisy)}), selector=selector)
+
+    first, again, other = run(0), run(0), run(1)
+    assert first.expressions == again.expressions
+    fronts = [list(f.fronts.values())[0] for f in (first, again, other)]
+    assert fronts[0].held_out_error == fronts[1].held_out_error
+    # Another seed assigns other rows to the folds: other held-out errors,
+    # the same answer.
+    assert fronts[0].held_out_error != fronts[2].held_out_error
+    assert first.expressions == other.expressions
+    x_, y_ = model.states
+    assert [set(_terms(e)) for e in first.expressions.values()] == [
+        {x_ * y_},
+        {x_ * y_},
+    ]
 
 
-def test_threshold_drops_small_terms():
+def test_stlsq_threshold_drops_small_terms():
     rng = np.random.default_rng(5)
     inputs = rng.uniform(-1.0, 1.0, size=(100, 1))
     targets = 2.0 * inputs + 0.05 * inputs**2
     lib = PolynomialLibrary(degree=2)
-    (kept,) = sparse_regression(inputs, targets, [a], library=lib, threshold=0.01)
-    (dropped,) = sparse_regression(inputs, targets, [a], library=lib, threshold=0.1)
-    assert set(_terms(kept)) == {a, a**2}
-    assert set(_terms(dropped)) == {a}
-    (nothing,) = sparse_regression(inputs, targets, [a], library=lib, threshold=10)
-    assert nothing == 0
+
+    def run(threshold):
+        (expr,) = sparse_regression(
+            inputs,
+            targets,
+            [a],
+            library=lib,
+            selector=STLSQ(threshold=threshold),
+            max_error=100.0,
+        )
+        return expr
+
+    assert set(_terms(run(0.01))) == {a, a**2}
+    assert set(_terms(run(0.1))) == {a}
+    assert run(10) == 0
 
 
 # -- discover ----------------------------------------------------------------------
@@ -292,13 +319,15 @@ def test_discover_pde_with_derivative_of_unknown():
     assert found.model.domain == {X: (0.0, 1.0)}
 
 
-def test_discover_ensemble(lv_samples):
+def test_discover_stability_selection(lv_samples):
     model, x, y, U = _lv()
     result = _result(model, {"U": lv_samples})
-    first = discover(result, ensemble=True, n_models=10, seed=3)
-    again = discover(result, ensemble=True, n_models=10, seed=3)
+    selector = BestSubset(Stability(n_resamples=10, seed=3))
+    first = discover(result, selector=selector)
+    again = discover(result, selector=selector)
     assert first.expressions == again.expressions
     assert _rounded(first.expressions[U[0]]) == _rounded(-0.9 * x * y)
+    assert first.fronts[U[0]].chosen == 1
 
 
 def test_discover_to_latex(lv_samples):
@@ -343,22 +372,30 @@ def test_error_too_few_samples(lv_samples):
         discover(_result(model, {"U": (inputs[:5], targets[:5])}))
 
 
-@pytest.mark.parametrize("threshold", [-0.1, math.nan, math.inf, "big", None])
-def test_error_bad_threshold(lv_samples, threshold):
+@pytest.mark.parametrize("threshold", [-0.1, math.nan, math.inf, "big"])
+def test_error_bad_threshold(threshold):
+    with pytest.raises(DiscoverError, match="`threshold` of `STLSQ` must be a num"):
+        STLSQ(threshold=threshold)
+
+
+def test_error_bad_alpha_and_resamples():
+    with pytest.raises(DiscoverError, match="`alpha` of `STLSQ` must be"):
+        STLSQ(threshold=0.1, alpha=-1)
+    with pytest.raises(DiscoverError, match="`n_resamples` of `Stability` must be"):
+        Stability(n_resamples=0)
+
+
+@pytest.mark.parametrize("selector", ["subset", "stlsq", 0.1, ps.STLSQ()])
+def test_error_selector_not_an_object(lv_samples, selector):
     model, *_ = _lv()
-    with pytest.raises(DiscoverError, match="`threshold` must be a finite non-neg"):
-        discover(_result(model, {"U": lv_samples}), threshold=threshold)
+    with pytest.raises(DiscoverError, match="`selector` must be a symml selector"):
+        discover(_result(model, {"U": lv_samples}), selector=selector)
 
 
-def test_error_bad_alpha_and_n_models(lv_samples):
-    inputs, targets = lv_samples
-    lib = PolynomialLibrary()
-    with pytest.raises(DiscoverError, match="`alpha` must be"):
-        sparse_regression(inputs, targets, [a, b], library=lib, alpha=-1)
-    with pytest.raises(DiscoverError, match="`n_models` must be a positive"):
-        sparse_regression(
-            inputs, targets, [a, b], library=lib, ensemble=True, n_models=0
-        )
+def test_error_old_keywords_are_gone(lv_samples):
+    model, *_ = _lv()
+    with pytest.raises(TypeError, match="threshold"):
+        discover(_result(model, {"U": lv_samples}), threshold=0.1)
 
 
 @pytest.mark.parametrize("library", ["poly", ps.PolynomialLibrary(degree=2), 3])

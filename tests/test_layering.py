@@ -37,7 +37,16 @@ ALLOWED = {
         "sparsity",
         "discretization",
     },
+    "steady": {
+        "dsl",
+        "nets",
+        "derivatives",
+        "lowering",
+        "sparsity",
+        "discretization",
+    },
     "discovery": {"dsl"},
+    "sde": {"dsl", "nets", "lowering"},
     "export": {"dsl"},
 }
 

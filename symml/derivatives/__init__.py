@@ -27,4 +27,5 @@ from ._taylor_rules import (
     TAYLOR_RULES as TAYLOR_RULES,
     TaylorSeries as TaylorSeries,
     register_taylor_rule as register_taylor_rule,
+    taylor_rules as taylor_rules,
 )

@@ -1,6 +1,6 @@
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -25,8 +25,12 @@ def taylor_coefficients(
     order: int,
     *,
     collapsed=False,
+    rules: Mapping | None = None,
 ) -> list[Array]:
     """Propagate `x + t v` through `fn` for each direction `v` (rows of `directions`).
+
+    `rules` (`{primitive: rule}`) are looked up before
+    [`TAYLOR_RULES`][symml.derivatives.TAYLOR_RULES], for this call only.
 
     **Returns:**
 
@@ -50,7 +54,7 @@ def taylor_coefficients(
     v = v + 0 * x[None]
     zeros = [jnp.zeros((mode.rows(j), *x.shape), x.dtype) for j in range(2, order + 1)]
     series = TaylorSeries([x[None], v, *zeros], mode)
-    (out,) = eval_taylor_jaxpr(closed.jaxpr, closed.consts, [series])
+    (out,) = eval_taylor_jaxpr(closed.jaxpr, closed.consts, [series], rules)
     if not isinstance(out, TaylorSeries):
         # `fn` does not depend on `x`: every derivative vanishes.
         out = TaylorSeries.lift(mode, out)

@@ -1,4 +1,9 @@
-"""Taylor-mode propagation: a jaxpr interpreter and its table of primitive rules.
+"""Taylor-mode propagation: a table of primitive rules over the shared interpreter.
+
+The loop that walks the jaxpr (environment, literals, values that do not depend
+on the input, call-like primitives) is `symml._jaxpr.AbstractInterpreter`;
+this module holds what is Taylor-specific: the series type and one rule per
+primitive, most of them one line (`_deflinear`, `_defprimal`, `_unary`).
 
 A `TaylorSeries` holds the normalised Taylor coefficients `x_j = x^(j)(0) / j!`
 of a curve `t ↦ x(x0 + t v)` through the function, for orders `j = 0..K`, as a
@@ -23,19 +28,27 @@ tanh `g = 1 - y²`, for the logistic `g = y - y²`, for exp `g = y`).
 import functools
 import math
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import jax
-import jax.extend.core as jex
+import jax.extend.core as jexc
 import jax.extend.core.primitives as prims
 import jax.numpy as jnp
 from jaxtyping import Array
 
 from .._errors import DerivativeError
+from .._jaxpr import AbstractInterpreter, bind, find_primitive
+from .._registry import Registry
 
-__all__ = ["TAYLOR_RULES", "TaylorSeries", "register_taylor_rule"]
+__all__ = [
+    "TAYLOR_RULES",
+    "TaylorSeries",
+    "eval_taylor_jaxpr",
+    "register_taylor_rule",
+    "taylor_rules",
+]
 
 
 @dataclass(frozen=True)
@@ -220,11 +233,21 @@ def _ndim(v: Any) -> int:
 
 # ---------------------------------------------------------------- registry
 
-TAYLOR_RULES: dict[jex.Primitive, Callable] = {}
+_TAYLOR: Registry[jexc.Primitive, Callable] = Registry(
+    "Taylor rule",
+    error=DerivativeError,
+    is_key=lambda key: isinstance(key, jexc.Primitive),
+    key_hint="a `jax.extend.core.Primitive` (e.g. `jax.extend.core.primitives.atan_p`)",
+    register_name="symml.derivatives.register_taylor_rule",
+    key_name="primitive",
+)
+
+# A read-only view of the table: extend it with `register_taylor_rule`.
+TAYLOR_RULES: Mapping[jexc.Primitive, Callable] = _TAYLOR.view
 
 
-def register_taylor_rule(primitive: jex.Primitive, rule: Callable) -> Callable:
-    """Teach the Taylor scheme a JAX primitive.
+def register_taylor_rule(primitive: jexc.Primitive, rule: Callable | None = None):
+    """Teach the Taylor scheme a JAX primitive (usable as a decorator).
 
     **Arguments:**
 
@@ -234,14 +257,29 @@ def register_taylor_rule(primitive: jex.Primitive, rule: Callable) -> Callable:
       [`TaylorSeries`][symml.derivatives.TaylorSeries] (depends on the
       differentiated input) or a plain array (does not), at least one being a
       series, and the primitive's parameters; it returns a series or array (a
-      list of them if the primitive has multiple results).
+      list of them if the primitive has multiple results). Omit it to use
+      `@register_taylor_rule(primitive)` as a decorator.
 
     **Returns:**
 
-    `rule`, so that this can be used as a decorator's body.
+    `rule` (or, without it, a decorator that registers and returns its
+    argument).
     """
-    TAYLOR_RULES[primitive] = rule
-    return rule
+    return _TAYLOR.register(primitive, rule)
+
+
+def taylor_rules() -> Mapping[jexc.Primitive, Callable]:
+    """A read-only view of the Taylor rules `{primitive: rule}`.
+
+    Call-like primitives (`jit`, `custom_jvp_call`, ...) need no rule: the
+    interpreter walks their inner jaxpr.
+    """
+    return _TAYLOR.view
+
+
+def _defrule(name: str, rule: Callable) -> None:
+    """Register `rule` for the primitive `name`, which must exist (no silent skip)."""
+    register_taylor_rule(find_primitive(name, error=DerivativeError), rule)
 
 
 # ---------------------------------------------------------------- helpers
@@ -426,7 +464,7 @@ def _collapsed_linearised_jvp(fn, slope, primals, tangents):
     return (y0, y1, y2), (dy0, dy1, dy2)
 
 
-def _linear(prim: jex.Primitive, n_linear: int | None = None) -> Callable:
+def _linear(prim: jexc.Primitive, n_linear: int | None = None) -> Callable:
     """A rule for a primitive linear in its first `n_linear` operands jointly."""
 
     def rule(*args, **params):
@@ -680,7 +718,7 @@ def _dot_general_rule(x, y, **params):
     return y.map_stacked(lambda b: op(x, b))
 
 
-def _primal_only(prim: jex.Primitive) -> Callable:
+def _primal_only(prim: jexc.Primitive) -> Callable:
     """Derivative identically zero (`sign`, `floor`, `stop_gradient`, ...)."""
 
     def rule(*args, **params):
@@ -695,142 +733,107 @@ def _abs_rule(x, **_):
     return TaylorSeries([c * sign for c in x.coeffs], x.mode)
 
 
-def _call_rule(jaxpr_param: str) -> Callable:
-    """Recurse into a call primitive's inner jaxpr (the primal function)."""
-
-    def rule(*args, **params):
-        inner = params[jaxpr_param]
-        if isinstance(inner, jex.ClosedJaxpr):
-            return eval_taylor_jaxpr(inner.jaxpr, inner.consts, args)
-        return eval_taylor_jaxpr(inner, [], args)
-
-    return rule
-
-
 # ---------------------------------------------------------------- registrations
 
-for _p in [
-    prims.neg_p,
-    prims.reshape_p,
-    prims.broadcast_in_dim_p,
-    prims.convert_element_type_p,
-    prims.squeeze_p,
-    prims.concatenate_p,
-    prims.reduce_sum_p,
-    prims.transpose_p,
-    prims.rev_p,
-    prims.copy_p,
-    prims.cumsum_p,
-    prims.add_jaxvals_p,
-    prims.reduce_precision_p,
-    prims.pad_p,
-]:
-    register_taylor_rule(_p, _linear(_p))
-# `jnp.stack` binds primitives that `jax.extend` does not export (yet); look
-# them up defensively so that a JAX without them still imports this module.
-try:
-    from jax._src.lax import lax as _lax_internal
-except ImportError:  # pragma: no cover
-    _lax_internal = None
-for _name in ["stack_p", "unstack_p"]:
-    _p = getattr(_lax_internal, _name, None)
-    if _p is not None:
-        register_taylor_rule(_p, _linear(_p))
-for _p in [prims.slice_p, prims.dynamic_slice_p, prims.gather_p]:
-    register_taylor_rule(_p, _linear(_p, n_linear=1))
-for _p in [
-    prims.sign_p,
-    prims.floor_p,
-    prims.ceil_p,
-    prims.round_p,
-    prims.stop_gradient_p,
-]:
-    register_taylor_rule(_p, _primal_only(_p))
-register_taylor_rule(prims.jit_p, _call_rule("jaxpr"))
-register_taylor_rule(prims.closed_call_p, _call_rule("call_jaxpr"))
-register_taylor_rule(prims.custom_jvp_call_p, _call_rule("call_jaxpr"))
-register_taylor_rule(prims.custom_vjp_call_p, _call_rule("call_jaxpr"))
-register_taylor_rule(prims.remat_p, _call_rule("jaxpr"))
 
-register_taylor_rule(prims.add_p, _add_rule)
-register_taylor_rule(prims.sub_p, lambda x, y, **_: _add_rule(x, y, sign=-1))
-register_taylor_rule(prims.mul_p, _mul_rule)
-register_taylor_rule(prims.div_p, _div_rule)
-register_taylor_rule(prims.pow_p, _pow_rule)
-register_taylor_rule(prims.max_p, _max_rule)
-register_taylor_rule(prims.min_p, lambda x, y, **_: _max_rule(x, y, flip=True))
-register_taylor_rule(prims.select_n_p, _select_rule)
-register_taylor_rule(prims.dot_general_p, _dot_general_rule)
-register_taylor_rule(prims.abs_p, _abs_rule)
+def _deflinear(*names: str, n_linear: int | None = None) -> None:
+    for name in names:
+        prim = find_primitive(name, error=DerivativeError)
+        register_taylor_rule(prim, _linear(prim, n_linear))
 
-register_taylor_rule(prims.exp_p, _unary(_exp_coeffs, slope=_Slope(0.0, 1.0, 0.0)))
-register_taylor_rule(prims.expm1_p, _unary(_expm1_coeffs))
-register_taylor_rule(prims.log_p, _unary(_log_coeffs))
-register_taylor_rule(
-    prims.log1p_p, _unary(lambda m, x: _log_coeffs(m, x, one_plus=True))
-)
-register_taylor_rule(prims.tanh_p, _unary(_tanh_coeffs, slope=_Slope(1.0, 0.0, -1.0)))
-register_taylor_rule(
-    prims.logistic_p, _unary(_logistic_coeffs, slope=_Slope(0.0, 1.0, -1.0))
-)
-register_taylor_rule(prims.sin_p, _unary(lambda m, x: _sin_cos_coeffs(m, x)[0]))
-register_taylor_rule(prims.cos_p, _unary(lambda m, x: _sin_cos_coeffs(m, x)[1]))
-register_taylor_rule(prims.sinh_p, _unary(lambda m, x: _sin_cos_coeffs(m, x, True)[0]))
-register_taylor_rule(prims.cosh_p, _unary(lambda m, x: _sin_cos_coeffs(m, x, True)[1]))
-register_taylor_rule(prims.sqrt_p, _unary(_sqrt_coeffs))
-register_taylor_rule(prims.rsqrt_p, _unary(lambda m, x: _power_coeffs(m, x, -0.5)))
-register_taylor_rule(prims.square_p, _unary(lambda m, x: _int_pow_coeffs(m, x, 2)))
-register_taylor_rule(prims.integer_pow_p, _unary(_int_pow_coeffs, "y"))
-register_taylor_rule(prims.erf_p, _unary(_erf_coeffs))
+
+def _defprimal(*names: str) -> None:
+    for name in names:
+        prim = find_primitive(name, error=DerivativeError)
+        register_taylor_rule(prim, _primal_only(prim))
+
+
+_deflinear(
+    "neg_p", "reshape_p", "broadcast_in_dim_p", "convert_element_type_p",
+    "squeeze_p", "concatenate_p", "reduce_sum_p", "transpose_p", "rev_p", "copy_p",
+    "cumsum_p", "add_jaxvals_p", "reduce_precision_p", "pad_p", "stack_p",
+    "unstack_p",
+)  # fmt: skip
+_deflinear("slice_p", "dynamic_slice_p", "gather_p", n_linear=1)
+_defprimal("sign_p", "floor_p", "ceil_p", "round_p", "stop_gradient_p")
+
+_defrule("add_p", _add_rule)
+_defrule("sub_p", lambda x, y, **_: _add_rule(x, y, sign=-1))
+_defrule("mul_p", _mul_rule)
+_defrule("div_p", _div_rule)
+_defrule("pow_p", _pow_rule)
+_defrule("max_p", _max_rule)
+_defrule("min_p", lambda x, y, **_: _max_rule(x, y, flip=True))
+_defrule("select_n_p", _select_rule)
+_defrule("dot_general_p", _dot_general_rule)
+_defrule("abs_p", _abs_rule)
+
+_defrule("exp_p", _unary(_exp_coeffs, slope=_Slope(0.0, 1.0, 0.0)))
+_defrule("expm1_p", _unary(_expm1_coeffs))
+_defrule("log_p", _unary(_log_coeffs))
+_defrule("log1p_p", _unary(lambda m, x: _log_coeffs(m, x, one_plus=True)))
+_defrule("tanh_p", _unary(_tanh_coeffs, slope=_Slope(1.0, 0.0, -1.0)))
+_defrule("logistic_p", _unary(_logistic_coeffs, slope=_Slope(0.0, 1.0, -1.0)))
+_defrule("sin_p", _unary(lambda m, x: _sin_cos_coeffs(m, x)[0]))
+_defrule("cos_p", _unary(lambda m, x: _sin_cos_coeffs(m, x)[1]))
+_defrule("sinh_p", _unary(lambda m, x: _sin_cos_coeffs(m, x, True)[0]))
+_defrule("cosh_p", _unary(lambda m, x: _sin_cos_coeffs(m, x, True)[1]))
+_defrule("sqrt_p", _unary(_sqrt_coeffs))
+_defrule("rsqrt_p", _unary(lambda m, x: _power_coeffs(m, x, -0.5)))
+_defrule("square_p", _unary(lambda m, x: _int_pow_coeffs(m, x, 2)))
+_defrule("integer_pow_p", _unary(_int_pow_coeffs, "y"))
+_defrule("erf_p", _unary(_erf_coeffs))
 
 
 # ---------------------------------------------------------------- interpreter
 
 
-def _is_float(aval) -> bool:
-    return jnp.issubdtype(aval.dtype, jnp.inexact)
+def _primal(v: Any) -> Any:
+    return v.primal if isinstance(v, TaylorSeries) else v
 
 
-def _missing_rule(prim: jex.Primitive) -> DerivativeError:
-    return DerivativeError(
-        f"The Taylor scheme has no rule for the JAX primitive `{prim.name}`. "
-        "Register one with `symml.derivatives.register_taylor_rule(primitive, rule)`, "
-        "or choose another scheme (`Forward()`, `Reverse()`) for this function."
-    )
+class _TaylorInterpreter(AbstractInterpreter):
+    """Taylor series through a jaxpr: arrays for values that do not depend on
+    the differentiated input (computed with the primitives themselves, so they
+    stay differentiable by an outer `jax.grad`), series for those that do."""
+
+    tracked = TaylorSeries
+
+    def __init__(self, rules: Mapping[jexc.Primitive, Callable]):
+        self.rules = rules
+
+    def constant(self, value):
+        return value
+
+    def untracked(self, eqn, invals):
+        return bind(eqn, invals)
+
+    def no_float_outputs(self, eqn, invals):
+        # Comparisons, integer casts: no derivative, evaluate on primals.
+        return bind(eqn, [_primal(v) for v in invals])
+
+    def apply(self, rule, eqn, invals):
+        out = rule(*invals, **eqn.params)
+        return list(out) if eqn.primitive.multiple_results else [out]
+
+    def missing_rule(self, eqn):
+        return DerivativeError(
+            f"The Taylor scheme has no rule for the JAX primitive "
+            f"`{eqn.primitive.name}`. Register one with "
+            "`symml.derivatives.register_taylor_rule(primitive, rule)`, or choose "
+            "another scheme (`Forward()`, `Reverse()`) for this function."
+        )
 
 
-def eval_taylor_jaxpr(jaxpr: jex.Jaxpr, consts: Sequence, args: Sequence) -> list:
+def eval_taylor_jaxpr(
+    jaxpr: jexc.Jaxpr,
+    consts: Sequence,
+    args: Sequence,
+    rules: Mapping[jexc.Primitive, Callable] | None = None,
+) -> list:
     """Evaluate `jaxpr` on a mix of [`TaylorSeries`][] and arrays.
 
-    Values that do not depend on a series are computed with the primitives
-    themselves (so they stay differentiable by an outer `jax.grad`); a primitive
-    touching a series dispatches to its rule in `TAYLOR_RULES`.
+    A primitive touching a series dispatches to its rule in `TAYLOR_RULES`
+    (or first in `rules`, extra rules for this call only).
     """
-    env: dict = {}
-
-    def read(v):
-        return v.val if isinstance(v, jex.Literal) else env[v]
-
-    for v, c in zip(jaxpr.constvars, consts, strict=True):
-        env[v] = c
-    for v, a in zip(jaxpr.invars, args, strict=True):
-        env[v] = a
-    for eqn in jaxpr.eqns:
-        invals = [read(v) for v in eqn.invars]
-        prim = eqn.primitive
-        if not any(isinstance(v, TaylorSeries) for v in invals):
-            outs = prim.bind(*invals, **prim.get_bind_params(eqn.params))
-        elif not any(_is_float(v.aval) for v in eqn.outvars):
-            # Comparisons, integer casts: no derivative, evaluate on primals.
-            primals = [v.primal if isinstance(v, TaylorSeries) else v for v in invals]
-            outs = prim.bind(*primals, **prim.get_bind_params(eqn.params))
-        else:
-            rule = TAYLOR_RULES.get(prim)
-            if rule is None:
-                raise _missing_rule(prim)
-            outs = rule(*invals, **eqn.params)
-        if not prim.multiple_results:
-            outs = [outs]
-        for v, o in zip(eqn.outvars, outs, strict=True):
-            env[v] = o
-    return [read(v) for v in jaxpr.outvars]
+    return _TaylorInterpreter(_TAYLOR.extended(rules)).run(jaxpr, args, consts)

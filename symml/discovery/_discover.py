@@ -9,13 +9,28 @@ import numpy as np
 import sympy as sp
 
 from .._errors import DiscoverError, ModelError
-from ..dsl import Model, Trainable, UnknownOutput, trainable
-from ._library import AbstractLibrary, PolynomialLibrary
-from ._regression import _expression, _regress
+from ..dsl import Data, Model, Trainable, UnknownOutput, trainable
+from ._differentiation import AbstractDerivative
+from ._library import AbstractLibrary, DerivativeLibrary, PolynomialLibrary
+from ._problems import check_derivative, domain_of, prepare
+from ._regression import (
+    _expression,
+    _regress,
+    check_library,
+    check_max_error,
+    select_terms,
+)
+from ._rows import build_rows
+from ._search import single_threaded
+from ._selection import AbstractSelector, ParetoFront, check_selector
+from ._truncation import truncation_check
+from ._weak import WeakForm
 
 # {output function (U_0): (placeholder symbols, ((term, coefficient), ...))}:
-# terms written in placeholders so that they apply to any arguments.
-_Table = dict[type, tuple[tuple[sp.Dummy, ...], tuple[tuple[sp.Expr, float], ...]]]
+# terms written in placeholders so that they apply to any arguments. For a
+# discovery from data without a model, the keys are the states and the terms
+# are written in the states themselves (no placeholders).
+_Table = dict[object, tuple[tuple[sp.Dummy, ...], tuple[tuple[sp.Expr, float], ...]]]
 
 
 class FitResultLike(Protocol):
@@ -48,7 +63,7 @@ def _replace_unknowns(expr: sp.Basic, table: Mapping[type, sp.Expr]) -> sp.Basic
     )
 
 
-def _rebuild(model: Model, table: Mapping[type, sp.Expr], parameters: Mapping) -> Model:
+def _rebuild(model: Model, table: Mapping, parameters: Mapping) -> Model:
     def eq(e: sp.Eq) -> sp.Eq:
         return sp.Eq(
             _replace_unknowns(e.lhs, table),
@@ -67,8 +82,39 @@ def _rebuild(model: Model, table: Mapping[type, sp.Expr], parameters: Mapping) -
     except ModelError as e:
         raise DiscoverError(
             f"The model with the recovered expressions substituted is invalid: {e} "
-            "Check the library, or discover with a larger `threshold`."
+            "Check the library, or choose a sparser model (a larger `gain` of "
+            "`symml.Elbow`)."
         ) from None
+
+
+@dataclass(frozen=True)
+class _Skeleton:
+    """How to build the model of a discovery from data without a model: one
+    equation `d(state)/dt = body` per state, on the data's domain."""
+
+    t: sp.Symbol
+    domain: dict
+    boundary: object
+
+    def build(self, bodies: Mapping, parameters: Mapping) -> Model:
+        try:
+            return Model(
+                [sp.Eq(s.diff(self.t), body) for s, body in bodies.items()],
+                parameters=parameters,
+                domain=self.domain or None,
+                boundary=self.boundary,
+            )
+        except ModelError as e:
+            raise DiscoverError(
+                f"The recovered equations do not make a valid model: {e}"
+            ) from None
+
+
+def _assemble(fitted: Model | None, skeleton, table: Mapping, parameters) -> Model:
+    """The model with each table entry's expression in place."""
+    if fitted is not None:
+        return _rebuild(fitted, table, parameters)
+    return skeleton.build({s: body for s, (_, body) in table.items()}, parameters)
 
 
 @dataclass(frozen=True)
@@ -77,22 +123,47 @@ class Discovery:
 
     **Attributes:**
 
-    - `expressions`: `{output: expression}` for each unknown output as it
-      appears in the model (`U_0(x(t), y(t))`), the expression written in the
-      unknown's input expressions (`-0.9*x(t)*y(t)`); `0` if no term was kept.
-    - `terms`: `{output: {term: coefficient}}`, the selected terms.
-    - `model`: the recovered `Model`: each unknown output replaced by its
-      expression, trainable parameters fixed at their learned values.
-    - `fitted_model`: the model the fit trained.
+    - `expressions`: `{key: expression}`. From a fit, or from data with a
+      `model=`, the keys are the unknown outputs as they appear in the model
+      (`U_0(x(t), y(t))`) and each expression is written in the unknown's input
+      expressions (`-0.9*x(t)*y(t)`). From data alone, the keys are the time
+      derivatives of the states (`Derivative(x(t), t)`). `0` if no term was
+      kept.
+    - `terms`: `{key: {term: coefficient}}`, the selected terms.
+    - `fronts`: `{key: ParetoFront}`, the best model of each number of terms
+      with its errors, and which was chosen; see
+      [`ParetoFront`][symml.ParetoFront].
+    - `model`: the recovered `Model`: each unknown replaced by its expression,
+      trainable parameters fixed at their learned values.
+    - `fitted_model`: the model the fit trained, or the `model=` given with
+      data (`None` for data alone).
     - `parameter_values`: the learned values of its trainable parameters.
+    - `details`: how the discovery ran, for reports: from data, the derivative
+      estimator or weak form, the test-function widths chosen, and (for finite
+      differences) the estimated relative truncation error of the derivatives,
+      below which errors count as noise.
     """
 
     expressions: dict[sp.Expr, sp.Expr]
     terms: dict[sp.Expr, dict[sp.Expr, float]]
+    fronts: dict[sp.Expr, ParetoFront] = field(repr=False)
     model: Model
-    fitted_model: Model = field(repr=False)
+    fitted_model: Model | None = field(repr=False)
     parameter_values: dict[sp.Symbol, float] = field(repr=False)
-    _table: _Table = field(repr=False)
+    details: dict = field(default_factory=dict, repr=False)
+    _table: _Table = field(repr=False, default_factory=dict)
+    _skeleton: _Skeleton | None = field(default=None, repr=False)
+
+    def _keys(self) -> list[tuple[object, sp.Expr, str]]:
+        """`(table key, expressions key, name)` in table order."""
+        out = []
+        for k in self._table:
+            if isinstance(k, type):  # an unknown output's function
+                applied = next(o for o in self.terms if getattr(o, "func", None) is k)
+                out.append((k, applied, k.__name__))
+            else:  # a state
+                out.append((k, k.diff(self._skeleton.t), k.func.__name__))
+        return out
 
     def coefficient_terms(self) -> dict[sp.Symbol, tuple[sp.Expr, sp.Expr]]:
         """The coefficient symbols of
@@ -100,21 +171,21 @@ class Discovery:
 
         **Returns:**
 
-        `{symbol: (output, term)}`, e.g. `{c_U_0_0: (U_0(x(t), y(t)), x(t)*y(t))}`:
-        symbol `c_<output>_<k>` multiplies the `k`-th selected term of the output.
+        `{symbol: (key, term)}`, e.g. `{c_U_0_0: (U_0(x(t), y(t)), x(t)*y(t))}`:
+        symbol `c_<name>_<k>` multiplies the `k`-th selected term of the unknown
+        output (or, from data alone, of the state) `<name>`.
         """
-        m = self.fitted_model
+        m = self.fitted_model if self.fitted_model is not None else self.model
         taken = {str(p) for p in m.parameters} | {u.name for u in m.unknowns}
         taken |= {f.func.__name__ for f in (*m.states, *m.fields)}
         out = {}
-        for u in self.fitted_model.unknowns:
-            for function, output in zip(u.functions, u.outputs, strict=True):
-                for k, term in enumerate(self.terms[output]):
-                    name = f"c_{function.__name__}_{k}"
-                    while name in taken:
-                        name += "_"
-                    taken.add(name)
-                    out[sp.Symbol(name)] = (output, term)
+        for _, key, name in self._keys():
+            for k, term in enumerate(self.terms[key]):
+                symbol = f"c_{name}_{k}"
+                while symbol in taken:
+                    symbol += "_"
+                taken.add(symbol)
+                out[sp.Symbol(symbol)] = (key, term)
         return out
 
     def trainable_model(self, *, refit_parameters: bool = False) -> Model:
@@ -135,18 +206,27 @@ class Discovery:
         what each new parameter multiplies.
         """
         symbols = iter(self.coefficient_terms())
-        parameters = _parameters(
-            self.fitted_model, self.parameter_values, keep_trainable=refit_parameters
+        parameters = (
+            {}
+            if self.fitted_model is None
+            else _parameters(
+                self.fitted_model,
+                self.parameter_values,
+                keep_trainable=refit_parameters,
+            )
         )
         table = {}
-        for function, (placeholders, pairs) in self._table.items():
+        for key, (placeholders, pairs) in self._table.items():
             body = sp.Integer(0)
             for term, value in pairs:
                 c = next(symbols)
                 parameters[c] = trainable(value)
                 body += c * term
-            table[function] = (placeholders, body)
-        return _rebuild(self.fitted_model, table, parameters)
+            table[key] = (placeholders, body)
+        return _assemble(self.fitted_model, self._skeleton, table, parameters)
+
+    def __str__(self) -> str:
+        return "\n".join(f"{k} = {v}" for k, v in self.expressions.items())
 
 
 def _parameters(
@@ -209,46 +289,51 @@ def _samples(samples: Mapping[str, Any], unknown: Any) -> tuple[np.ndarray, np.n
     return X, Y
 
 
-def discover(
-    result: FitResultLike,
-    *,
-    library: AbstractLibrary | None = None,
-    threshold: float = 0.1,
-    alpha: float = 0.0,
-    ensemble: bool = False,
-    n_models: int = 50,
-    seed: int = 0,
-    method: str = "subset",
-) -> Discovery:
-    """Recover each unknown term of a fit as a sparse sum of library terms.
+def _results(problems_or_outputs, fit, table, expressions, terms, fronts):
+    """Fill the tables from one regression's fit (rows of `fit.coefficients`
+    in the order of `problems_or_outputs`)."""
+    for (key, table_key, placeholders, to_user), row, front in zip(
+        problems_or_outputs, fit.coefficients, fit.fronts, strict=True
+    ):
+        pairs = tuple(
+            (term, float(c)) for term, c in zip(fit.terms, row, strict=True) if c
+        )
+        table[table_key] = (placeholders, pairs)
+        terms[key] = {t.xreplace(to_user): c for t, c in pairs}
+        expressions[key] = _expression(fit.terms, row).xreplace(to_user)
+        fronts[key] = front
 
-    For every output of every unknown of `result.model`, the network's outputs
-    at the states the fit visited are regressed on the library's terms of the
-    unknown's inputs, with
-    [`sparse_regression`][symml.sparse_regression] (see there for
-    what `threshold` means and how ensembling works).
 
-    **Arguments:**
+def _numeric(table: Mapping) -> dict:
+    return {
+        k: (ph, _expression([t for t, _ in pairs], np.array([c for _, c in pairs])))
+        for k, (ph, pairs) in table.items()
+    }
 
-    - `result`: a fit result; it must provide `model`, `unknown_samples()`
-      (`{name: (inputs, outputs)}`) and `parameter_values()`.
-    - `library`: the candidate terms; by default `PolynomialLibrary(degree=3)`.
-    - `threshold`: terms contributing less than this fraction of the output's
-      root mean square are dropped.
-    - `alpha`: the ridge penalty of the thresholded regressions.
-    - `ensemble`: whether to select terms by bagging (`n_models` bootstrap
-      resamples, deterministic for `seed`).
-    - `method`: `"subset"` (best-subset selection: the fewest terms that
-      explain the outputs to within `threshold`; robust when the fit visited
-      only a curve of states, as a single trajectory does), `"ssr"` (stepwise
-      backward elimination) or `"stlsq"` (sequential thresholding).
 
-    **Returns:**
+def _check_discretization(discretization, model):
+    needed = ("order", "spacing", "shape", "model")
+    if not all(hasattr(discretization, a) for a in needed):
+        raise DiscoverError(
+            f"`discretization` must be the `DiscretizedModel` the fit used (from "
+            f"`symml.discretize`); got {discretization!r} of type "
+            f"{type(discretization).__name__}."
+        )
+    if discretization.model is not model:
+        raise DiscoverError(
+            "`discretization` discretises another model than the one the fit "
+            "result holds; pass the `DiscretizedModel` that was fitted."
+        )
+    boundary = model.boundary or {}
+    return {
+        "order": int(discretization.order),
+        "spacing": dict(discretization.spacing),
+        "shape": tuple(discretization.shape),
+        "periodic": {v: boundary.get(v) == "periodic" for v in discretization.spacing},
+    }
 
-    A [`Discovery`][symml.Discovery] with the recovered expressions,
-    their terms and the recovered model.
-    """
-    library = PolynomialLibrary(degree=3) if library is None else library
+
+def _discover_fit(result, library, selector, max_error, discretization) -> Discovery:
     model = result.model
     if not model.unknowns:
         raise DiscoverError(
@@ -257,48 +342,269 @@ def discover(
             "`symml.Unknown` and fit it first."
         )
     values = _learned_values(result, model)
+    grid = (
+        None if discretization is None else _check_discretization(discretization, model)
+    )
     samples = result.unknown_samples()
-    expressions, terms, table = {}, {}, {}
+    expressions, terms, fronts, table = {}, {}, {}, {}
+    truncation = {}
     for u in model.unknowns:
         X, Y = _samples(samples, u)
         placeholders = tuple(sp.Dummy(f"z{i}") for i in range(len(u.inputs)))
+        to_inputs = dict(zip(placeholders, u.inputs, strict=True))
         try:
             fit = _regress(
                 X,
                 Y,
                 placeholders,
                 library=library,
-                threshold=threshold,
-                alpha=alpha,
-                ensemble=ensemble,
-                n_models=n_models,
-                seed=seed,
-                method=method,
+                selector=selector,
+                names=[str(o) for o in u.outputs],
+                max_error=max_error,
+                to_user=to_inputs,
             )
         except DiscoverError as e:
             raise DiscoverError(f"Discovering the unknown `{u.name}`: {e}") from None
-        to_inputs = dict(zip(placeholders, u.inputs, strict=True))
-        for function, output, row in zip(
-            u.functions, u.outputs, fit.coefficients, strict=True
-        ):
-            pairs = tuple(
-                (term, float(c)) for term, c in zip(fit.terms, row, strict=True) if c
-            )
-            table[function] = (placeholders, pairs)
-            terms[output] = {t.xreplace(to_inputs): c for t, c in pairs}
-            expressions[output] = _expression(fit.terms, row).xreplace(to_inputs)
-    numeric = {
-        f: (ph, _expression([t for t, _ in pairs], np.array([c for _, c in pairs])))
-        for f, (ph, pairs) in table.items()
-    }
+        _results(
+            [
+                (o, f, placeholders, to_inputs)
+                for o, f in zip(u.outputs, u.functions, strict=True)
+            ],
+            fit,
+            table,
+            expressions,
+            terms,
+            fronts,
+        )
+        if grid is not None:
+            for j, output in enumerate(u.outputs):
+                tau = truncation_check(
+                    str(output), u.inputs, X, Y[:, j], terms[output], **grid
+                )
+                if tau is not None:
+                    truncation[str(output)] = tau
     recovered = _rebuild(
-        model, numeric, _parameters(model, values, keep_trainable=False)
+        model, _numeric(table), _parameters(model, values, keep_trainable=False)
     )
     return Discovery(
         expressions=expressions,
         terms=terms,
+        fronts=fronts,
         model=recovered,
         fitted_model=model,
         parameter_values=values,
+        details={"truncation_error": truncation} if truncation else {},
         _table=table,
     )
+
+
+def _discover_data(
+    data, library, selector, model, derivative, grid, boundary, max_error
+) -> Discovery:
+    derivative = check_derivative(derivative)
+    datasets, problems, t, spatial, coords, periodic = prepare(
+        data, library=library, model=model, grid=grid, boundary=boundary
+    )
+    thetas, targets, details = build_rows(
+        datasets,
+        problems,
+        t=t,
+        spatial=spatial,
+        coords=coords,
+        periodic=periodic,
+        derivative=derivative,
+    )
+    expressions, terms, fronts, table = {}, {}, {}, {}
+    for p, theta, target in zip(problems, thetas, targets, strict=True):
+        if theta.shape[0] < theta.shape[1]:
+            raise DiscoverError(
+                f"Discovering `{p.name}` needs at least as many regression rows as "
+                f"library terms; the data give {theta.shape[0]} rows for "
+                f"{theta.shape[1]} terms. Provide more data, narrower test functions "
+                "(`WeakForm(width=...)`), or a smaller library."
+            )
+        fit = select_terms(
+            theta,
+            target[:, None],
+            p.terms,
+            selector=selector,
+            names=[p.name],
+            max_error=max_error,
+            to_user=p.to_user,
+            floor=details.get("truncation_error", {}).get(p.name, 0.0),
+        )
+        _results(
+            [(p.key, p.table_key, p.placeholders, p.to_user)],
+            fit,
+            table,
+            expressions,
+            terms,
+            fronts,
+        )
+    if model is not None:
+        parameters = dict(model.parameters)
+        recovered = _rebuild(model, _numeric(table), parameters)
+        skeleton = None
+    else:
+        skeleton = _Skeleton(
+            t=t,
+            domain=domain_of(spatial, coords, periodic),
+            boundary=boundary,
+        )
+        recovered = skeleton.build(
+            {s: body for s, (_, body) in _numeric(table).items()}, {}
+        )
+    return Discovery(
+        expressions=expressions,
+        terms=terms,
+        fronts=fronts,
+        model=recovered,
+        fitted_model=model,
+        parameter_values={},
+        details={"derivative": repr(derivative), **details},
+        _table=table,
+        _skeleton=skeleton,
+    )
+
+
+def discover(
+    source: "FitResultLike | Data | list[Data]",
+    *,
+    library: AbstractLibrary | None = None,
+    selector: AbstractSelector | None = None,
+    model: Model | None = None,
+    derivative: "AbstractDerivative | WeakForm | str | None" = None,
+    grid: Mapping | None = None,
+    boundary: str | Mapping | None = None,
+    max_error: float = 0.1,
+    discretization=None,
+) -> Discovery:
+    """Recover equations as sparse sums of library terms: each unknown term of
+    a fit, or the equations behind observed data.
+
+    **From a fit** (`discover(result)`): for every output of every unknown of
+    `result.model`, the network's outputs at the states the fit visited are
+    regressed on the library's terms of the unknown's inputs.
+
+    **From data** (`discover(data)`, SINDy): the time derivative of each
+    observed state is regressed on the library's terms of the states. By
+    default the equations are tested against smooth functions (the weak form,
+    [`WeakForm`][symml.WeakForm]), so no derivative of the noisy data is
+    taken; `derivative=` chooses a pointwise estimator instead. For data on a
+    spatial grid (`grid={x: xs}`), the library holds spatial derivatives
+    (PDE-FIND): by default `DerivativeLibrary(derivative_order=4)`. With
+    `model=`, the model's known terms are kept and only its `Unknown` terms are
+    discovered (each must enter its equation as `known + c · U`).
+
+    In both cases `selector` builds the Pareto front (the best model of each
+    number of terms) and its criterion chooses one: by default best-subset
+    selection with the [`Elbow`][symml.Elbow] criterion (each kept term must
+    halve the held-out error). The chosen terms are refitted by least squares.
+    A [`DiscoveryWarning`][symml.DiscoveryWarning] names any term that no
+    sparse model explains to within `max_error`, or whose front has no clear
+    elbow.
+
+    **Arguments:**
+
+    - `source`: a fit result (with `model`, `unknown_samples()` and
+      `parameter_values()`), or a [`Data`][symml.Data] or list of them (one
+      per trajectory).
+    - `library`: the candidate terms; by default `PolynomialLibrary(degree=3)`
+      (for data on a grid without `model=`,
+      `DerivativeLibrary(derivative_order=4)`).
+    - `selector`: [`BestSubset`][symml.BestSubset] (default),
+      [`Stepwise`][symml.Stepwise] or [`STLSQ`][symml.STLSQ], each with
+      its criterion.
+    - `model`: data only: a model whose known terms are kept.
+    - `derivative`: data only: `WeakForm(...)` (default), or an estimator of
+      du/dt by object or name (`"spline"`, `"savitzky_golay"`,
+      `"finite_difference"`, `"smoothed_finite_difference"`,
+      `"total_variation"`, `"spectral"`).
+    - `grid`: data on a grid: `{x: coordinates}`, one 1-D array per spatial
+      axis of the observations (which have shape `(T, *grid)`), in order.
+    - `boundary`: data on a grid without `model=`: `"periodic"` (or a dict per
+      variable) to use periodic stencils and give the recovered model that
+      boundary.
+    - `max_error`: the relative error above which a chosen model is reported.
+    - `discretization`: a fit of a discretised PDE only: the
+      [`DiscretizedModel`][symml.DiscretizedModel] the fit used. Discovery then
+      measures the stencils' truncation error in each unknown's derivative
+      inputs (what the network saw against a spectral or tenth-order
+      derivative of the sampled field), carries it through the recovered
+      expression, and warns with a
+      [`TruncationErrorWarning`][symml.TruncationErrorWarning] when a
+      recovered term is no larger than three times that error, or when the
+      error exceeds 2 % of the unknown's size (the coefficients are then biased
+      by about as much). The estimates are in `Discovery.details`.
+
+    **Returns:**
+
+    A [`Discovery`][symml.Discovery] with the recovered expressions, their
+    terms, the Pareto fronts and the recovered model.
+    """
+    with single_threaded():
+        return _discover(
+            source,
+            library,
+            selector,
+            model,
+            derivative,
+            grid,
+            boundary,
+            max_error,
+            discretization,
+        )
+
+
+def _discover(
+    source,
+    library,
+    selector,
+    model,
+    derivative,
+    grid,
+    boundary,
+    max_error,
+    discretization,
+):
+    selector = check_selector(selector)
+    max_error = check_max_error(max_error)
+    is_data = isinstance(source, Data) or (
+        isinstance(source, (list, tuple)) and any(isinstance(d, Data) for d in source)
+    )
+    if is_data:
+        if library is None:
+            library = (
+                DerivativeLibrary(derivative_order=4)
+                if grid and model is None
+                else PolynomialLibrary(degree=3)
+            )
+        check_library(library)
+        if discretization is not None:
+            raise DiscoverError(
+                "`discretization=` applies to a fit of a discretised PDE; data are "
+                "not discretised by symml. Leave it out."
+            )
+        return _discover_data(
+            source, library, selector, model, derivative, grid, boundary, max_error
+        )
+    if not all(hasattr(source, a) for a in ("model", "unknown_samples")):
+        raise DiscoverError(
+            f"`discover` takes a fit result (from `symml.fit`) or observations "
+            f"(`symml.Data` or a list of them); got {source!r} of type "
+            f"{type(source).__name__}."
+        )
+    for name, value in (
+        ("model", model),
+        ("derivative", derivative),
+        ("grid", grid),
+        ("boundary", boundary),
+    ):
+        if value is not None:
+            raise DiscoverError(
+                f"`{name}=` applies to discovery from data; a fit result carries "
+                "its own model and samples. Leave it out."
+            )
+    library = PolynomialLibrary(degree=3) if library is None else library
+    check_library(library)
+    return _discover_fit(source, library, selector, max_error, discretization)

@@ -240,3 +240,137 @@ class TensoredLibrary(AbstractLibrary):
 
     def __repr__(self) -> str:
         return f"({self.left!r}) * ({self.right!r})"
+
+
+def _spatial_variables(inputs: Sequence[sp.Expr], variables, owner: str) -> list:
+    fields = [f for f in inputs if isinstance(f, sp.core.function.AppliedUndef)]
+    if len(fields) != len(inputs) or not fields:
+        raise DiscoverError(
+            f"A `{owner}` builds derivatives of fields, so its inputs must be fields "
+            f"such as `u(t, x)` (from `symml.states('u', t, x)`); got "
+            f"{list(inputs)}. It cannot be used on the inputs of an `Unknown`: give "
+            "the unknown the derivatives it needs as inputs (`[u, u.diff(x)]`) and "
+            "use a `PolynomialLibrary`."
+        )
+    if variables is not None:
+        return list(variables)
+    args = fields[0].args
+    if len(args) < 2:
+        raise DiscoverError(
+            f"The field `{fields[0]}` of a `{owner}` has no spatial variable; a "
+            "field depends on time first, then space (`states('u', t, x)`)."
+        )
+    return list(args[1:])
+
+
+def _check_order(order, owner: str) -> int:
+    if isinstance(order, bool) or not isinstance(order, int) or order < 0:
+        raise DiscoverError(
+            f"`derivative_order` of a `{owner}` must be a non-negative integer; got "
+            f"{order!r}."
+        )
+    return order
+
+
+def _check_functions(functions, owner: str) -> AbstractLibrary:
+    if not isinstance(functions, AbstractLibrary):
+        raise DiscoverError(
+            f"`functions` of a `{owner}` must be a symml library such as "
+            f"`PolynomialLibrary(degree=2)`; got {functions!r}."
+        )
+    return functions
+
+
+class PDELibrary(AbstractLibrary):
+    """PDE-FIND's library for fields on a grid: functions of the fields, their
+    spatial derivatives, and every product of the two.
+
+    For fields `u(t, x)`, `functions=PolynomialLibrary(degree=2)` and
+    `derivative_order=2`: `1, u, u², u_x, u_xx, u·u_x, u·u_xx, u²·u_x,
+    u²·u_xx`. Derivatives are taken along the spatial variables (every argument
+    of the fields after the first, time, unless `variables` says otherwise).
+
+    **Arguments:**
+
+    - `functions`: the library of functions of the fields.
+    - `derivative_order`: the highest spatial derivative order.
+    - `variables`: the spatial variables, if not all arguments after time.
+    """
+
+    def __init__(
+        self,
+        functions: AbstractLibrary | None = None,
+        derivative_order: int = 2,
+        *,
+        variables: Sequence[sp.Symbol] | None = None,
+    ):
+        functions = PolynomialLibrary(degree=2) if functions is None else functions
+        self.functions = _check_functions(functions, "PDELibrary")
+        self.derivative_order = _check_order(derivative_order, "PDELibrary")
+        self.variables = None if variables is None else tuple(variables)
+
+    def terms(self, inputs: Sequence[sp.Expr]) -> list[sp.Expr]:
+        spatial = _spatial_variables(inputs, self.variables, "PDELibrary")
+        base = self.functions.terms(inputs)
+        derivatives = [
+            sp.Derivative(f, (v, k))
+            for f in inputs
+            for v in spatial
+            for k in range(1, self.derivative_order + 1)
+        ]
+        products = [b * d for d in derivatives for b in base if b.free_symbols]
+        return _unique([*base, *derivatives, *products])
+
+    def __repr__(self) -> str:
+        return (
+            f"PDELibrary({self.functions!r}, derivative_order={self.derivative_order})"
+        )
+
+
+class DerivativeLibrary(AbstractLibrary):
+    """Spatial derivatives of functions of the fields, `∂ₓᵏ f(u)` (the library
+    of weak-form PDE discovery, WSINDy): each term can be integrated by parts
+    onto a test function, so no derivative of the noisy data is ever taken.
+
+    For `u(t, x)`, `functions=PolynomialLibrary(degree=2, include_bias=False)`
+    and `derivative_order=2`: `u, u², ∂ₓu, ∂ₓ(u²), ∂ₓ²u, ∂ₓ²(u²)`. Terms are
+    unevaluated sympy `Derivative`s; `Burgers' u·u_x` is `∂ₓ(u²)/2`.
+
+    **Arguments:**
+
+    - `functions`: the library of functions of the fields (constants are
+      dropped).
+    - `derivative_order`: the highest spatial derivative order.
+    - `variables`: the spatial variables, if not all arguments after time.
+    """
+
+    def __init__(
+        self,
+        functions: AbstractLibrary | None = None,
+        derivative_order: int = 2,
+        *,
+        variables: Sequence[sp.Symbol] | None = None,
+    ):
+        functions = (
+            PolynomialLibrary(degree=2, include_bias=False)
+            if functions is None
+            else functions
+        )
+        self.functions = _check_functions(functions, "DerivativeLibrary")
+        self.derivative_order = _check_order(derivative_order, "DerivativeLibrary")
+        self.variables = None if variables is None else tuple(variables)
+
+    def terms(self, inputs: Sequence[sp.Expr]) -> list[sp.Expr]:
+        spatial = _spatial_variables(inputs, self.variables, "DerivativeLibrary")
+        base = [f for f in self.functions.terms(inputs) if f.free_symbols]
+        out = list(base)
+        for v in spatial:
+            for k in range(1, self.derivative_order + 1):
+                out += [sp.Derivative(f, (v, k)) for f in base]
+        return _unique(out)
+
+    def __repr__(self) -> str:
+        return (
+            f"DerivativeLibrary({self.functions!r}, "
+            f"derivative_order={self.derivative_order})"
+        )

@@ -9,7 +9,7 @@ a base class covers its subclasses. A class with no rule is a
 
 import functools
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -18,12 +18,34 @@ import jax.scipy.special as jsp
 import sympy as sp
 
 from .._errors import LoweringError
+from .._registry import Registry
 
 # An evaluator maps an `Env` (see `_compile.py`) to an array.
 Evaluator = Callable[[Any], jax.Array]
 Rule = Callable[[sp.Basic, Callable[[sp.Basic], Evaluator]], Evaluator]
 
-RULES: dict[type, Rule] = {}
+
+def _is_sympy_class(key: Any) -> bool:
+    return isinstance(key, type) and issubclass(key, sp.Basic)
+
+
+_LOWERING: Registry[type, Rule] = Registry(
+    "lowering rule",
+    error=LoweringError,
+    is_key=_is_sympy_class,
+    key_hint="a sympy class (e.g. `sympy.sin` or a `sympy.Function` subclass)",
+    register_name="symml.register_rule",
+    key_name="cls",
+)
+
+# A read-only view of the table: extend it with `register_rule`, or per call
+# with `lower(..., rules=...)`.
+RULES: Mapping[type, Rule] = _LOWERING.view
+
+
+def lowering_rules() -> Mapping[type, Rule]:
+    """A read-only view of the lowering rules `{sympy class: rule}`."""
+    return _LOWERING.view
 
 
 def register_rule(cls: type, rule: Rule | None = None):
@@ -32,15 +54,36 @@ def register_rule(cls: type, rule: Rule | None = None):
     To lower a user-defined sympy function `f`, register a rule returning an
     evaluator, or use [`register_function`][symml.register_function] for the
     common case of an elementwise JAX function.
+
+    **Arguments:**
+
+    - `cls`: a sympy class; rules are looked up along the MRO of an
+        expression's class, so a rule for a base class covers its subclasses.
+    - `rule`: `rule(expr, compile) -> evaluator`, where `compile(child)` lowers
+        a sub-expression and an evaluator maps an environment to an array.
+        Omit it to use `@register_rule(cls)` as a decorator.
+
+    **Returns:**
+
+    `rule` (or, without it, a decorator that registers and returns its
+    argument).
     """
-    if rule is None:
-        return lambda r: register_rule(cls, r)
-    RULES[cls] = rule
-    return rule
+    return _LOWERING.register(cls, rule)
 
 
-def register_function(cls: type, fn: Callable) -> None:
+def register_function(cls: type, fn: Callable | None = None):
     """Lower applications of the sympy function class `cls` to `fn(*args)`.
+
+    **Arguments:**
+
+    - `cls`: a sympy function class (`sympy.Function` subclass).
+    - `fn`: an elementwise JAX function of the applied arguments. Omit it to
+        use `@register_function(cls)` as a decorator.
+
+    **Returns:**
+
+    `fn` (or, without it, a decorator that registers and returns its
+    argument).
 
     **Example:**
 
@@ -49,12 +92,21 @@ def register_function(cls: type, fn: Callable) -> None:
     symml.register_function(softclip, lambda x: x / (1 + jnp.abs(x)))
     ```
     """
+    _LOWERING.check_key(cls)
+    if fn is None:
+        return lambda f: register_function(cls, f)
+    if not callable(fn):
+        raise LoweringError(
+            f"`fn` for `{cls.__name__}` must be callable, got {type(fn).__name__}; "
+            "pass the JAX function that `symml.register_function` should apply."
+        )
 
     def rule(expr, compile):
         args = [compile(a) for a in expr.args]
         return lambda env: fn(*(a(env) for a in args))
 
-    RULES[cls] = rule
+    _LOWERING.register(cls, rule)
+    return fn
 
 
 def find_rule(expr: sp.Basic, rules) -> Rule:

@@ -9,6 +9,7 @@ up by name in a registry, so a model can name them in its declaration.
 from ._activations import (
     ACTIVATIONS as ACTIVATIONS,
     Activation as Activation,
+    activations as activations,
     get_activation as get_activation,
     register_activation as register_activation,
 )

@@ -1,10 +1,11 @@
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 
 from .._errors import ModelError
+from .._registry import Registry
 
 
 @dataclass(frozen=True)
@@ -29,13 +30,66 @@ class Activation:
         return self.fn(x)
 
 
-ACTIVATIONS: dict[str, Activation] = {}
+_ACTIVATIONS: Registry[str, Activation] = Registry(
+    "activation",
+    error=ModelError,
+    is_key=lambda key: isinstance(key, str) and key.isidentifier(),
+    key_hint='a name (a Python identifier such as `"softsign"`)',
+    register_name="symml.nets.register_activation",
+    key_name="name",
+    rule_name="activation",
+)
+
+# A read-only view of the table: extend it with `register_activation`.
+ACTIVATIONS: Mapping[str, Activation] = _ACTIVATIONS.view
 
 
-def register_activation(activation: Activation) -> Activation:
-    """Make `activation` available by name in `Unknown(..., activation=name)`."""
-    ACTIVATIONS[activation.name] = activation
-    return activation
+def activations() -> Mapping[str, Activation]:
+    """A read-only view of the registered activations `{name: Activation}`."""
+    return _ACTIVATIONS.view
+
+
+def register_activation(
+    name: str | Activation,
+    activation: Callable | Activation | None = None,
+    *,
+    smooth_orders: int | None = None,
+):
+    """Make an activation available by name in `Unknown(..., activation=name)`.
+
+    **Arguments:**
+
+    - `name`: the name used in declarations. An `Activation` is registered
+        under its own name (`register_activation(Activation("softsign", fn))`).
+    - `activation`: an elementwise function or an `Activation`. Omit it to use
+        `@register_activation(name)` as a decorator on the function.
+    - `smooth_orders`: for a plain function, the highest derivative order that
+        is not identically zero (see [`Activation`][symml.nets.Activation]).
+
+    **Returns:**
+
+    The registered `Activation` (or, without `activation`, a decorator that
+    registers a function and returns it).
+    """
+    if isinstance(name, Activation) and activation is None:
+        name, activation = name.name, name
+    _ACTIVATIONS.check_key(name)
+    if activation is None:
+
+        def decorator(fn: Callable) -> Callable:
+            register_activation(name, fn, smooth_orders=smooth_orders)
+            return fn
+
+        return decorator
+    if not isinstance(activation, Activation):
+        _ACTIVATIONS.check_rule(name, activation)
+        activation = Activation(name, activation, smooth_orders)
+    elif activation.name != name:
+        raise ModelError(
+            f"The `Activation` named {activation.name!r} cannot be registered as "
+            f"{name!r}; register it under its own name or rename it."
+        )
+    return _ACTIVATIONS.register(name, activation)
 
 
 def _identity(x):

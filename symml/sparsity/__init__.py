@@ -8,9 +8,11 @@ Guarantees:
   index sets through the jaxpr; no derivative is evaluated. Every primitive is
   handled by a registered rule; a primitive without one raises
   [`SparsityError`][symml.SparsityError], never a silent dense fallback.
-- `color_columns` returns a valid column colouring (`check_coloring` verifies
-  it); `compressed_jacobian` evaluates one JVP per colour and is pure, jit-able
-  and differentiable.
+- `color_columns` (forward mode), `color_rows` (reverse mode) and `color_star`
+  (symmetric Hessians) return valid colourings, which `check_coloring`,
+  `check_row_coloring` and `check_star_coloring` verify;
+  `compressed_jacobian` evaluates one JVP per colour and is pure, jit-able and
+  differentiable.
 - `SparseLU` plugs the compressed Jacobian into diffrax's implicit solvers
   (host-side sparse LU through `jax.pure_callback`); `solve_stiff` runs such
   a solve.
@@ -18,7 +20,14 @@ Guarantees:
 This stage depends on JAX, numpy and scipy only, never on the sympy DSL.
 """
 
-from ._coloring import check_coloring as check_coloring, color_columns as color_columns
+from ._coloring import (
+    check_coloring as check_coloring,
+    check_row_coloring as check_row_coloring,
+    check_star_coloring as check_star_coloring,
+    color_columns as color_columns,
+    color_rows as color_rows,
+    color_star as color_star,
+)
 from ._compressed import (
     SparseJacobian as SparseJacobian,
     StaticIndices as StaticIndices,

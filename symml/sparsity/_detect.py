@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import equinox as eqx
@@ -16,17 +16,22 @@ from jaxtyping import ArrayLike
 
 from .._errors import SparsityError
 from . import _rules  # noqa: F401  (registers the built-in rules)
-from ._deps import DependencySets
+from ._deps import DependencySets, _bits, _Sets, _vstack_sets
 from ._interpreter import propagate
 
 __all__ = ["jacobian_sparsity", "hessian_sparsity"]
+
+
+# Leaves that `jax.make_jaxpr` traces; anything else goes through equinox,
+# which treats it as static.
+_TRACEABLE = (jax.Array, np.ndarray, np.generic, jax.ShapeDtypeStruct)
 
 
 def _abstract_floats(leaf: Any) -> Any:
     # Python floats would be baked into the jaxpr as constants; trace them so
     # that the pattern holds for every value of the extra arguments.
     if isinstance(leaf, float | complex) and not isinstance(leaf, bool):
-        return jnp.asarray(leaf)
+        return jax.ShapeDtypeStruct((), jnp.result_type(leaf), weak_type=True)
     return leaf
 
 
@@ -43,7 +48,13 @@ def _trace(fn: Callable, x: ArrayLike, args: tuple, name: str):
             "convert it with `x.astype(float)`."
         )
     args = jtu.tree_map(_abstract_floats, args)
-    closed, out_shape, *_ = eqx.filter_make_jaxpr(fn)(x, *args)
+    if all(isinstance(leaf, _TRACEABLE) for leaf in jtu.tree_leaves(args)):
+        # `jax.make_jaxpr` reuses the trace of an earlier call with the same
+        # function and shapes; tracing is most of the cost of a detection
+        # (Brusselator, N = 32: about 3 ms of 5).
+        closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(x, *args)
+    else:
+        closed, out_shape, *_ = eqx.filter_make_jaxpr(fn)(x, *args)
     out_leaves = jtu.tree_leaves(out_shape)
     if not out_leaves or not all(
         isinstance(o, jax.ShapeDtypeStruct) for o in out_leaves
@@ -55,19 +66,21 @@ def _trace(fn: Callable, x: ArrayLike, args: tuple, name: str):
     return x, closed, out_leaves
 
 
-def _run(closed, x, hessian: bool) -> list[DependencySets | None]:
+def _run(closed, x, hessian: bool, rules) -> list[DependencySets | None]:
     n = x.size
-    eye = ssp.identity(n, dtype=bool, format="csr")
-    x_hess = ssp.csr_matrix((n, n * n), dtype=bool) if hessian else None
+    eye = _Sets.identity(n)
+    x_hess = _Sets.empty(n, 2 * eye.shift) if hessian else None
     in_deps: list[DependencySets | None] = [None] * len(closed.jaxpr.invars)
     # `x` is one array, so it is the first invar of the flattened arguments.
-    in_deps[0] = DependencySets(eye, x_hess)
-    fns = [lambda: None] * len(in_deps)
-    return propagate(closed, in_deps, fns, n=n, hessian=hessian)
+    in_deps[0] = DependencySets(eye, x_hess, _n=n)
+    return propagate(closed, in_deps, n=n, hessian=hessian, rules=rules)
 
 
 def jacobian_sparsity(
-    fn: Callable, x: ArrayLike | None = None, *args: Any
+    fn: Callable,
+    x: ArrayLike | None = None,
+    *args: Any,
+    rules: Mapping[Any, Callable] | None = None,
 ) -> ssp.csr_matrix:
     """The global sparsity pattern of the Jacobian of `fn` with respect to `x`.
 
@@ -92,6 +105,9 @@ def jacobian_sparsity(
         row-major order).
     - `*args`: extra arguments to `fn` (arrays, pytrees, equinox modules);
         they are treated as unknown.
+    - `rules`: extra sparsity rules `{primitive: rule}` for this call, looked
+        up before the registered ones (see
+        [`register_sparsity_rule`][symml.sparsity.register_sparsity_rule]).
 
     **Returns:**
 
@@ -109,20 +125,21 @@ def jacobian_sparsity(
             )
         return symbolic()
     x, closed, out_leaves = _trace(fn, x, args, "jacobian_sparsity")
-    outs = _run(closed, x, hessian=False)
-    blocks = []
-    for d, leaf in zip(outs, out_leaves, strict=True):
-        size = math.prod(leaf.shape)
-        blocks.append(
-            d.jac if d is not None else ssp.csr_matrix((size, x.size), dtype=bool)
-        )
-    pattern = blocks[0] if len(blocks) == 1 else ssp.vstack(blocks, format="csr")
-    pattern = ssp.csr_matrix(pattern, dtype=bool)
-    pattern.sort_indices()
-    return pattern
+    outs = _run(closed, x, hessian=False, rules=rules)
+    shift = _bits(x.size)
+    blocks = [
+        d._jac if d is not None else _Sets.empty(math.prod(leaf.shape), shift)
+        for d, leaf in zip(outs, out_leaves, strict=True)
+    ]
+    return _vstack_sets(blocks).to_scipy(x.size)
 
 
-def hessian_sparsity(fn: Callable, x: ArrayLike, *args: Any) -> ssp.csr_matrix:
+def hessian_sparsity(
+    fn: Callable,
+    x: ArrayLike,
+    *args: Any,
+    rules: Mapping[Any, Callable] | None = None,
+) -> ssp.csr_matrix:
     """The global sparsity pattern of the Hessian of a scalar `fn` w.r.t. `x`.
 
     Each intermediate carries its first-order dependency set and the set of
@@ -136,6 +153,7 @@ def hessian_sparsity(fn: Callable, x: ArrayLike, *args: Any) -> ssp.csr_matrix:
     - `fn`: a JAX-traceable function `fn(x, *args)` returning a scalar.
     - `x`: the input (one floating array; flattened in row-major order).
     - `*args`: extra arguments to `fn`, treated as unknown.
+    - `rules`: extra sparsity rules `{primitive: rule}` for this call.
 
     **Returns:**
 
@@ -149,15 +167,11 @@ def hessian_sparsity(fn: Callable, x: ArrayLike, *args: Any) -> ssp.csr_matrix:
             f"of shapes {shapes}; reduce the output (e.g. `jnp.sum`) or use "
             "`jacobian_sparsity` for vector outputs."
         )
-    (d,) = _run(closed, x, hessian=True)
+    (d,) = _run(closed, x, hessian=True, rules=rules)
     n = x.size
-    if d is None or d.hess.nnz == 0:
+    if d is None:
         return ssp.csr_matrix((n, n), dtype=bool)
-    cols = d.hess.indices.astype(np.int64)
-    rows, cols = cols // n, cols % n
-    pattern = ssp.csr_matrix(
-        (np.ones(len(rows), dtype=bool), (rows, cols)), shape=(n, n), dtype=bool
-    )
-    pattern = (pattern + pattern.T).tocsr()
-    pattern.sort_indices()
-    return pattern
+    i, j = d.pairs()
+    shift = d._jac.shift
+    both = _Sets.from_pairs(np.concatenate([i, j]), np.concatenate([j, i]), n, shift)
+    return both.to_scipy(n)

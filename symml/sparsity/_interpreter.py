@@ -1,17 +1,17 @@
-"""Propagation of dependency sets through a jaxpr, and the rule registry.
+"""Dependency sets through a jaxpr: the sparsity interpreter and its rule registry.
 
-Every equation of the jaxpr is handled by the rule registered for its primitive
-(see [`register_sparsity_rule`][symml.sparsity.register_sparsity_rule]). Values
-that are computable from the jaxpr's literals and constants alone (index
-arrays, masks, stencil weights) are evaluated lazily, only when a rule asks for
-them; values that depend on the input `x` or on the extra arguments are never
-evaluated, so the pattern is global: it holds for every value of `x` and of the
-extra arguments.
+The loop is the shared `symml._jaxpr.AbstractInterpreter`; a value is either
+tracked (a [`DependencySets`][symml.sparsity.DependencySets]: it depends on the
+input `x`) or a `_Value`. Values computable from the jaxpr's literals and
+constants alone (index arrays, masks, stencil weights) are evaluated lazily,
+only when a rule asks for them; values that depend on `x` or on the extra
+arguments are never evaluated, so the pattern is global: it holds for every
+value of `x` and of the extra arguments.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -19,26 +19,41 @@ import jax.extend as jex
 import numpy as np
 
 from .._errors import SparsityError
+from .._jaxpr import AbstractInterpreter, bind, is_float
+from .._registry import Registry
 from ._deps import DependencySets
 
-__all__ = ["RuleContext", "register_sparsity_rule", "propagate", "sparsity_rules"]
+__all__ = [
+    "RuleContext",
+    "propagate",
+    "register_sparsity_rule",
+    "sparsity_rules",
+]
 
 SparsityRule = Callable[["RuleContext"], Sequence[DependencySets | None]]
 
-_RULES: dict[jex.core.Primitive, SparsityRule] = {}
+_SPARSITY: Registry[jex.core.Primitive, SparsityRule] = Registry(
+    "sparsity rule",
+    error=SparsityError,
+    is_key=lambda key: isinstance(key, jex.core.Primitive),
+    key_hint="a `jax.extend.core.Primitive` (see `jax.extend.core.primitives`)",
+    register_name="symml.sparsity.register_sparsity_rule",
+    key_name="primitive",
+)
 
 
-def sparsity_rules() -> dict[jex.core.Primitive, SparsityRule]:
-    """A copy of the registry `{primitive: rule}`.
+def sparsity_rules() -> Mapping[jex.core.Primitive, SparsityRule]:
+    """A read-only view of the registry `{primitive: rule}`.
 
-    **Returns:**
-
-    A new dict; changing it does not change the registry.
+    Call-like primitives (`jit`, `custom_jvp_call`, ...) need no rule: the
+    interpreter walks their inner jaxpr.
     """
-    return dict(_RULES)
+    return _SPARSITY.view
 
 
-def register_sparsity_rule(primitive: jex.core.Primitive, rule: SparsityRule) -> None:
+def register_sparsity_rule(
+    primitive: jex.core.Primitive, rule: SparsityRule | None = None
+):
     """Register (or replace) the sparsity rule of a JAX primitive.
 
     A rule receives a [`RuleContext`][symml.sparsity.RuleContext] for one
@@ -50,28 +65,61 @@ def register_sparsity_rule(primitive: jex.core.Primitive, rule: SparsityRule) ->
     **Arguments:**
 
     - `primitive`: a `jax.extend.core.Primitive`.
-    - `rule`: the rule, a callable `rule(ctx) -> list`.
+    - `rule`: the rule, a callable `rule(ctx) -> list`. Omit it to use
+        `@register_sparsity_rule(primitive)` as a decorator.
 
     **Returns:**
 
-    Nothing.
+    `rule` (or, without it, a decorator that registers and returns its
+    argument).
     """
-    if not isinstance(primitive, jex.core.Primitive):
-        raise SparsityError(
-            f"`primitive` must be a `jax.extend.core.Primitive`, got "
-            f"{type(primitive).__name__}. Find it in `jax.extend.core.primitives`."
-        )
-    if not callable(rule):
-        raise SparsityError(
-            f"`rule` for primitive `{primitive.name}` must be callable, got "
-            f"{type(rule).__name__}."
-        )
-    _RULES[primitive] = rule
+    return _SPARSITY.register(primitive, rule)
 
 
-def _is_float(aval: Any) -> bool:
-    dtype = getattr(aval, "dtype", None)
-    return dtype is not None and np.issubdtype(dtype, np.inexact)
+class _Value:
+    """An untracked value: known, unknown, or computed from constants on demand."""
+
+    __slots__ = ("_thunk", "_value", "_done")
+
+    def __init__(self, value: np.ndarray | None = None, thunk=None):
+        self._value = value
+        self._thunk = thunk
+        self._done = thunk is None
+
+    def get(self) -> np.ndarray | None:
+        if not self._done:
+            self._value = self._thunk()
+            self._done = True
+        return self._value
+
+
+_UNKNOWN = _Value()
+
+
+class _Outputs:
+    """The outputs of one untracked equation, evaluated together on demand."""
+
+    __slots__ = ("eqn", "ins", "_values")
+
+    def __init__(self, eqn, ins: list[_Value]):
+        self.eqn = eqn
+        self.ins = ins
+        self._values: list | None = None
+
+    def get(self, i: int) -> np.ndarray | None:
+        if self._values is None:
+            eqn = self.eqn
+            ins = [v.get() for v in self.ins]
+            if eqn.effects or any(v is None for v in ins):
+                self._values = [None] * len(eqn.outvars)
+            else:
+                with jax.ensure_compile_time_eval():
+                    self._values = [np.asarray(r) for r in bind(eqn, ins)]
+        return self._values[i]
+
+
+def _output_value(outputs: _Outputs, i: int) -> _Value:
+    return _Value(thunk=lambda: outputs.get(i))
 
 
 class RuleContext:
@@ -85,14 +133,15 @@ class RuleContext:
     - `hessian`: whether second-order sets are tracked.
     """
 
-    __slots__ = ("eqn", "deps", "n", "hessian", "_value_fns")
+    __slots__ = ("eqn", "deps", "n", "hessian", "_invals", "_interpreter")
 
-    def __init__(self, eqn, deps, value_fns, n: int, hessian: bool):
+    def __init__(self, eqn, invals: list, interpreter: _SparsityInterpreter):
         self.eqn = eqn
-        self.deps = deps
-        self.n = n
-        self.hessian = hessian
-        self._value_fns = value_fns
+        self._invals = invals
+        self._interpreter = interpreter
+        self.deps = [v if isinstance(v, DependencySets) else None for v in invals]
+        self.n = interpreter.n
+        self.hessian = interpreter.hessian
 
     @property
     def params(self) -> dict[str, Any]:
@@ -107,7 +156,12 @@ class RuleContext:
     def value(self, i: int) -> np.ndarray | None:
         """The concrete value of input `i` if it follows from constants alone,
         else `None`."""
-        return self._value_fns[i]()
+        v = self._invals[i]
+        return v.get() if isinstance(v, _Value) else None
+
+    def in_value_fns(self) -> list[Callable[[], np.ndarray | None]]:
+        """One thunk per input returning its concrete value (or `None`)."""
+        return [v.get if isinstance(v, _Value) else _UNKNOWN.get for v in self._invals]
 
     def call(
         self,
@@ -117,131 +171,86 @@ class RuleContext:
     ) -> list[DependencySets | None]:
         """Propagate through a sub-jaxpr (a `Jaxpr` or `ClosedJaxpr`)."""
         if value_fns is None:
-            value_fns = [_unknown] * len(deps)
-        return propagate(jaxpr, deps, value_fns, n=self.n, hessian=self.hessian)
-
-    def in_value_fns(self) -> list[Callable[[], np.ndarray | None]]:
-        return list(self._value_fns)
-
-
-def _unknown() -> None:
-    return None
+            value_fns = [_UNKNOWN.get] * len(deps)
+        args = [
+            d if d is not None else _Value(thunk=fn)
+            for d, fn in zip(deps, value_fns, strict=True)
+        ]
+        outs = self._interpreter.run(jaxpr, args)
+        return [o if isinstance(o, DependencySets) else None for o in outs]
 
 
-class _Values:
-    """Lazy evaluation of the constant part of a jaxpr."""
+class _SparsityInterpreter(AbstractInterpreter):
+    tracked = DependencySets
 
-    def __init__(self):
-        self.known: dict[Any, np.ndarray | None] = {}
-        self.thunks: dict[Any, Callable[[], np.ndarray | None]] = {}
-        self.producers: dict[Any, Any] = {}
+    def __init__(self, rules: Mapping, n: int, hessian: bool):
+        self.rules = rules
+        self.n = n
+        self.hessian = hessian
 
-    def get(self, atom: Any) -> np.ndarray | None:
-        if isinstance(atom, jex.core.Literal):
-            return np.asarray(atom.val)
-        if atom in self.known:
-            return self.known[atom]
-        if atom in self.thunks:
-            value = self.thunks[atom]()
-            self.known[atom] = value
-            return value
-        eqn = self.producers.get(atom)
-        if eqn is None:
-            return None
-        ins = [self.get(v) for v in eqn.invars]
-        outs: list[np.ndarray | None]
-        if eqn.effects or any(v is None for v in ins):
-            outs = [None] * len(eqn.outvars)
-        else:
-            with jax.ensure_compile_time_eval():
-                res = eqn.primitive.bind(*ins, **eqn.params)
-            if not eqn.primitive.multiple_results:
-                res = [res]
-            outs = [np.asarray(r) for r in res]
-        for var, val in zip(eqn.outvars, outs, strict=True):
-            self.known[var] = val
-        return self.known[atom]
+    def constant(self, value):
+        return _Value(np.asarray(value))
 
-    def fn(self, atom: Any) -> Callable[[], np.ndarray | None]:
-        return lambda: self.get(atom)
+    def untracked(self, eqn, invals):
+        outputs = _Outputs(eqn, invals)
+        return [_output_value(outputs, i) for i in range(len(eqn.outvars))]
+
+    def no_float_outputs(self, eqn, invals):
+        # Comparisons and integer casts of `x`: no dependency, unknown values.
+        return [_UNKNOWN] * len(eqn.outvars)
+
+    def apply(self, rule, eqn, invals):
+        outs = list(rule(RuleContext(eqn, invals, self)))
+        if len(outs) != len(eqn.outvars):
+            raise SparsityError(
+                f"The sparsity rule of `{eqn.primitive.name}` returned {len(outs)} "
+                f"results for {len(eqn.outvars)} outputs; return one per output."
+            )
+        for i, (var, d) in enumerate(zip(eqn.outvars, outs, strict=True)):
+            if d is None or not is_float(var.aval):
+                outs[i] = _UNKNOWN
+            elif d.size != var.aval.size:
+                raise SparsityError(
+                    f"The sparsity rule of `{eqn.primitive.name}` returned sets "
+                    f"for {d.size} elements for an output of shape "
+                    f"{tuple(var.aval.shape)}; fix the rule."
+                )
+        return outs
+
+    def missing_rule(self, eqn):
+        return SparsityError(
+            f"No sparsity rule for the JAX primitive `{eqn.primitive.name}`, "
+            "which the function applies to a value that depends on `x`. "
+            "Register one with `symml.sparsity.register_sparsity_rule("
+            "primitive, rule)` (the primitive is `eqn.primitive` of the "
+            "jaxpr, see `jax.make_jaxpr`), or rewrite the function without it."
+        )
 
 
 def propagate(
     jaxpr: Any,
     in_deps: Sequence[DependencySets | None],
-    in_value_fns: Sequence[Callable[[], np.ndarray | None]],
     *,
     n: int,
     hessian: bool,
+    rules: Mapping | None = None,
 ) -> list[DependencySets | None]:
     """Propagate dependency sets through `jaxpr` (a `Jaxpr` or `ClosedJaxpr`).
 
     **Arguments:**
 
     - `jaxpr`: the jaxpr.
-    - `in_deps`: one `DependencySets` or `None` per input variable.
-    - `in_value_fns`: one thunk per input variable returning its concrete value
-        or `None` when it is not a constant.
+    - `in_deps`: one `DependencySets` or `None` (unknown, independent of `x`)
+        per input variable.
     - `n`: the size of the input `x`.
     - `hessian`: whether second-order sets are tracked.
+    - `rules`: extra rules `{primitive: rule}` for this call, looked up first.
 
     **Returns:**
 
     One `DependencySets` or `None` per output variable.
     """
-    if isinstance(jaxpr, jex.core.ClosedJaxpr):
-        consts = jaxpr.consts
-        jaxpr = jaxpr.jaxpr
-    else:
-        consts = ()
-    values = _Values()
-    deps: dict[Any, DependencySets | None] = {}
-    for var, const in zip(jaxpr.constvars, consts, strict=True):
-        values.known[var] = np.asarray(const)
-    for var, d, fn in zip(jaxpr.invars, in_deps, in_value_fns, strict=True):
-        deps[var] = d
-        values.thunks[var] = fn
-
-    def read(atom: Any) -> DependencySets | None:
-        if isinstance(atom, jex.core.Literal):
-            return None
-        return deps.get(atom)
-
-    for eqn in jaxpr.eqns:
-        ins = [read(v) for v in eqn.invars]
-        if all(d is None for d in ins) or not any(
-            _is_float(v.aval) for v in eqn.outvars
-        ):
-            for var in eqn.outvars:
-                values.producers[var] = eqn
-            continue
-        rule = _RULES.get(eqn.primitive)
-        if rule is None:
-            raise SparsityError(
-                f"No sparsity rule for the JAX primitive `{eqn.primitive.name}`, "
-                "which the function applies to a value that depends on `x`. "
-                "Register one with `symml.sparsity.register_sparsity_rule("
-                f"primitive, rule)` (the primitive is `eqn.primitive` of the "
-                "jaxpr, see `jax.make_jaxpr`), or rewrite the function without it."
-            )
-        ctx = RuleContext(
-            eqn, ins, [values.fn(v) for v in eqn.invars], n=n, hessian=hessian
-        )
-        outs = list(rule(ctx))
-        if len(outs) != len(eqn.outvars):
-            raise SparsityError(
-                f"The sparsity rule of `{eqn.primitive.name}` returned {len(outs)} "
-                f"results for {len(eqn.outvars)} outputs; return one per output."
-            )
-        for var, d in zip(eqn.outvars, outs, strict=True):
-            if not _is_float(var.aval):
-                d = None
-            deps[var] = d
-            values.known[var] = None
-            if d is not None and d.size != int(np.prod(var.aval.shape)):
-                raise SparsityError(
-                    f"The sparsity rule of `{eqn.primitive.name}` returned sets "
-                    f"for {d.size} elements for an output of shape "
-                    f"{tuple(var.aval.shape)}; fix the rule."
-                )
-    return [read(v) for v in jaxpr.outvars]
+    interpreter = _SparsityInterpreter(_SPARSITY.extended(rules), n, hessian)
+    args = [d if d is not None else _UNKNOWN for d in in_deps]
+    outs = interpreter.run(jaxpr, args)
+    return [o if isinstance(o, DependencySets) else None for o in outs]

@@ -13,10 +13,13 @@ import numpy as np
 import scipy.sparse as ssp
 
 from .._errors import SparsityError
+from .._jaxpr import find_primitive
 from ._deps import (
     DependencySets,
-    _outer_rows,
-    _take_rows,
+    _outer_pairs,
+    _Sets,
+    _vstack_sets,
+    _with_pairs,
     index_matrix,
     left_multiply,
     take,
@@ -51,21 +54,8 @@ def _dense(d: Deps, out_size: int) -> Deps:
     """Every output element depends on every set of `d`."""
     if d is None:
         return None
-    return left_multiply(ssp.csr_matrix(np.ones((out_size, d.size), dtype=bool)), d)
-
-
-def _pairs_of_terms(
-    out_size: int,
-    out_idx: np.ndarray,
-    a: DependencySets,
-    a_idx: np.ndarray,
-    b: DependencySets,
-    b_idx: np.ndarray,
-) -> ssp.csr_matrix:
-    """Second-order pairs of `out[o_t] += a[ia_t] * b[ib_t]` over terms `t`."""
-    terms = _outer_rows(_take_rows(a.jac, a_idx), _take_rows(b.jac, b_idx))
-    agg = index_matrix(out_idx, np.arange(len(out_idx)), (out_size, len(out_idx)))
-    return (agg @ terms).tocsr()
+    hess = None if d._hess is None else d._hess.repeated(out_size)
+    return d._new(d._jac.repeated(out_size), hess)
 
 
 def _bilinear(
@@ -93,9 +83,10 @@ def _bilinear(
     if b is not None:
         parts.append(left_multiply(index_matrix(out_idx, b_idx, (out_size, b.size)), b))
     out = union(parts)
-    if out is not None and out.hess is not None and a is not None and b is not None:
-        pairs = _pairs_of_terms(out_size, out_idx, a, a_idx, b, b_idx)
-        out = DependencySets(out.jac, (out.hess + pairs).tocsr())
+    if out is not None and ctx.hessian and a is not None and b is not None:
+        out = _with_pairs(
+            out, _outer_pairs(a._jac, a_idx, b._jac, b_idx, out_idx, out_size)
+        )
     return out
 
 
@@ -132,8 +123,9 @@ def _mul_rule(ctx: RuleContext) -> list[Deps]:
 def _div_rule(ctx: RuleContext) -> list[Deps]:
     a, b = _broadcast_inputs(ctx)
     out = with_cross_pairs(union([a, b]), a, b)
-    if b is not None and out is not None and out.hess is not None:
-        out = DependencySets(out.jac, (out.hess + with_self_pairs(b).hess).tocsr())
+    if b is not None and ctx.hessian:
+        # `1 / b` is nonlinear in `b` alone too.
+        out = union([out, with_self_pairs(b)])
     return [out]
 
 
@@ -157,10 +149,6 @@ def _select_n_rule(ctx: RuleContext) -> list[Deps]:
     return [
         union([take(c, np.where(pred == k, iota, -1)) for k, c in enumerate(cases)])
     ]
-
-
-def _clamp_rule(ctx: RuleContext) -> list[Deps]:
-    return [union(_broadcast_inputs(ctx))]
 
 
 # ------------------------------------------------------------ structural rules
@@ -211,26 +199,32 @@ def _broadcast_in_dim_rule(ctx: RuleContext) -> list[Deps]:
     return [take(ctx.deps[0], _broadcast_in_dim_map(ctx).ravel())]
 
 
-def _stacked(ctx: RuleContext) -> DependencySets:
-    """The sets of all inputs, stacked (flattened, in order)."""
-    sizes = [math.prod(ctx.in_shape(i)) for i in range(len(ctx.deps))]
-    jac = ssp.vstack(
+def _vstack(deps: Sequence[Deps], sizes: Sequence[int], n: int, hessian: bool) -> Deps:
+    """The sets of several arrays, stacked (flattened, in order)."""
+    if all(d is None for d in deps):
+        return None
+    shift = next(d for d in deps if d is not None)._jac.shift
+    jac = _vstack_sets(
         [
-            d.jac if d is not None else ssp.csr_matrix((s, ctx.n), dtype=bool)
-            for d, s in zip(ctx.deps, sizes, strict=True)
-        ],
-        format="csr",
+            d._jac if d is not None else _Sets.empty(s, shift)
+            for d, s in zip(deps, sizes, strict=True)
+        ]
     )
     hess = None
-    if ctx.hessian:
-        hess = ssp.vstack(
+    if hessian:
+        hess = _vstack_sets(
             [
-                d.hess if d is not None else ssp.csr_matrix((s, ctx.n**2), dtype=bool)
-                for d, s in zip(ctx.deps, sizes, strict=True)
-            ],
-            format="csr",
+                d._hess if d is not None else _Sets.empty(s, 2 * shift)
+                for d, s in zip(deps, sizes, strict=True)
+            ]
         )
-    return DependencySets(jac, hess)
+    return DependencySets(jac, hess, _n=n)
+
+
+def _stacked(ctx: RuleContext) -> Deps:
+    """The sets of all inputs, stacked (flattened, in order)."""
+    sizes = [math.prod(ctx.in_shape(i)) for i in range(len(ctx.deps))]
+    return _vstack(ctx.deps, sizes, ctx.n, ctx.hessian)
 
 
 def _concatenate_rule(ctx: RuleContext) -> list[Deps]:
@@ -598,13 +592,6 @@ def _conv_rule(ctx: RuleContext) -> list[Deps]:
 # ------------------------------------------------------- higher-order rules
 
 
-def _call_rule(param: str):
-    def rule(ctx: RuleContext) -> list[Deps]:
-        return ctx.call(ctx.params[param], ctx.deps, ctx.in_value_fns())
-
-    return rule
-
-
 def _cond_rule(ctx: RuleContext) -> list[Deps]:
     branches = ctx.params["branches"]
     index = ctx.value(0)
@@ -620,17 +607,21 @@ def _same(a: Deps, b: Deps) -> bool:
     """Whether `b` (a superset of `a`) equals `a`."""
     if a is None or b is None:
         return a is None and b is None
-    if a.jac.nnz != b.jac.nnz:
+    if a._jac.nnz != b._jac.nnz:
         return False
-    return a.hess is None or a.hess.nnz == b.hess.nnz
+    return a._hess is None or a._hess.nnz == b._hess.nnz
+
+
+def _sets_equal(a: _Sets, b: _Sets) -> bool:
+    return np.array_equal(a.keys, b.keys)
 
 
 def _equal(a: Deps, b: Deps) -> bool:
     if a is None or b is None:
         return a is None and b is None
-    if a.jac.nnz != b.jac.nnz or (a.jac != b.jac).nnz:
+    if not _sets_equal(a._jac, b._jac):
         return False
-    return a.hess is None or (a.hess.nnz == b.hess.nnz and not (a.hess != b.hess).nnz)
+    return a._hess is None or _sets_equal(a._hess, b._hess)
 
 
 _MAX_ITERATIONS = 100_000
@@ -691,127 +682,77 @@ def _scan_rule(ctx: RuleContext) -> list[Deps]:
     ys = []
     for j, shape in enumerate(ys_shapes):
         per_step = [s[j] for s in ys_steps]
-        if all(d is None for d in per_step):
-            ys.append(None)
-            continue
         inner = math.prod(shape[1:])
-        n = ctx.n
-        parts = [
-            d.jac if d is not None else ssp.csr_matrix((inner, n), dtype=bool)
-            for d in per_step
-        ]
-        hess = None
-        if ctx.hessian:
-            hess = ssp.vstack(
-                [
-                    d.hess
-                    if d is not None
-                    else ssp.csr_matrix((inner, n * n), dtype=bool)
-                    for d in per_step
-                ],
-                format="csr",
-            )
-        ys.append(DependencySets(ssp.vstack(parts, format="csr"), hess))
+        ys.append(_vstack(per_step, [inner] * len(per_step), ctx.n, ctx.hessian))
     return [*carry, *ys]
 
 
 # ---------------------------------------------------------------- registry
 
-_LINEAR = ["add", "sub", "neg", "copy", "copy_p", "reduce_precision", "real",
-           "imag", "conj", "add_any", "add_jaxvals", "max", "min", "abs", "rem",
-           "clamp"]  # fmt: skip
-_NONLINEAR = ["exp", "exp2", "log", "log1p", "expm1", "sin", "cos", "tan", "asin",
-              "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh",
-              "logistic", "sqrt", "rsqrt", "cbrt", "square", "erf", "erfc",
-              "erf_inv", "lgamma", "digamma", "pow", "atan2", "bessel_i0e",
-              "bessel_i1e", "polygamma", "igamma", "igammac", "zeta"]  # fmt: skip
-_ZERO = ["sign", "floor", "ceil", "round", "is_finite", "stop_gradient", "eq",
-         "ne", "lt", "le", "gt", "ge", "nextafter", "argmax", "argmin", "and",
-         "or", "not", "xor", "iota"]  # fmt: skip
+
+def _defrule(rule, *names: str) -> None:
+    """Register `rule` for each primitive `names` (attribute names of
+    `jax.extend.core.primitives`); a name the installed JAX does not define
+    fails here, at import, instead of leaving the primitive without a rule."""
+    for name in names:
+        register_sparsity_rule(find_primitive(name, error=SparsityError), rule)
 
 
-def _primitive(name: str):
-    return getattr(prims, f"{name}_p", None)
-
-
-def _register_all() -> None:
-    for name in _LINEAR:
-        if (prim := _primitive(name)) is not None:
-            register_sparsity_rule(prim, _linear_rule)
-    for name in _NONLINEAR:
-        if (prim := _primitive(name)) is not None:
-            register_sparsity_rule(prim, _nonlinear_rule)
-    for name in _ZERO:
-        if (prim := _primitive(name)) is not None:
-            register_sparsity_rule(prim, _zero_rule)
-    one_liners = {
-        "mul": _mul_rule,
-        "div": _div_rule,
-        "integer_pow": _integer_pow_rule,
-        "select_n": _select_n_rule,
-        "clamp": _clamp_rule,
-        "convert_element_type": _identity_rule,
-        "reshape": _identity_rule,
-        "squeeze": _identity_rule,
-        "expand_dims": _identity_rule,
-        "sharding_constraint": _identity_rule,
-        "transpose": _index_rule(_transpose_map),
-        "broadcast_in_dim": _broadcast_in_dim_rule,
-        "slice": _index_rule(_slice_map),
-        "rev": _index_rule(_rev_map),
-        "concatenate": _concatenate_rule,
-        "pad": _pad_rule,
-        "dynamic_slice": _dynamic_slice_rule,
-        "dynamic_update_slice": _dynamic_update_slice_rule,
-        "gather": _gather_rule,
-        "scatter": _scatter_rule(overwrite=True, nonlinear=False),
-        "scatter_add": _scatter_rule(overwrite=False, nonlinear=False),
-        "scatter_sub": _scatter_rule(overwrite=False, nonlinear=False),
-        "scatter_max": _scatter_rule(overwrite=False, nonlinear=False),
-        "scatter_min": _scatter_rule(overwrite=False, nonlinear=False),
-        "scatter_mul": _scatter_rule(overwrite=False, nonlinear=True),
-        "reduce_sum": _reduce_rule(nonlinear=False),
-        "reduce_max": _reduce_rule(nonlinear=False),
-        "reduce_min": _reduce_rule(nonlinear=False),
-        "reduce_prod": _reduce_rule(nonlinear=True),
-        "cumsum": _cumulative_rule(nonlinear=False),
-        "cummax": _cumulative_rule(nonlinear=False),
-        "cummin": _cumulative_rule(nonlinear=False),
-        "cumprod": _cumulative_rule(nonlinear=True),
-        "cumlogsumexp": _cumulative_rule(nonlinear=True),
-        "sort": _sort_rule,
-        "dot_general": _dot_general_rule,
-        "conv_general_dilated": _conv_rule,
-        "jit": _call_rule("jaxpr"),
-        "pjit": _call_rule("jaxpr"),
-        "closed_call": _call_rule("call_jaxpr"),
-        "core_call": _call_rule("call_jaxpr"),
-        "remat": _call_rule("jaxpr"),
-        "checkpoint": _call_rule("jaxpr"),
-        "custom_jvp_call": _call_rule("call_jaxpr"),
-        "custom_vjp_call": _call_rule("call_jaxpr"),
-        "custom_vjp_call_jaxpr": _call_rule("fun_jaxpr"),
-        "cond": _cond_rule,
-        "while": _while_rule,
-        "scan": _scan_rule,
-    }
-    for name, rule in one_liners.items():
-        if (prim := _primitive(name)) is not None:
-            register_sparsity_rule(prim, rule)
-    # Primitives not exported by `jax.extend.core.primitives` in every version.
-    for module, name, rule in [
-        ("jax._src.lax.lax", "split_p", _split_rule),
-        ("jax._src.lax.lax", "stack_p", _stack_rule),
-        ("jax._src.lax.lax", "unstack_p", _unstack_rule),
-        ("jax._src.lax.lax", "tile_p", _tile_rule),
-        ("jax._src.lax.lax", "optimization_barrier_p", _multi_identity_rule),
-        ("jax._src.ad_checkpoint", "remat_p", _call_rule("jaxpr")),
-    ]:
-        try:
-            prim = getattr(__import__(module, fromlist=[name]), name)
-        except (ImportError, AttributeError):
-            continue
-        register_sparsity_rule(prim, rule)
-
-
-_register_all()
+_defrule(
+    _linear_rule,
+    "add_p", "sub_p", "neg_p", "copy_p", "reduce_precision_p", "real_p", "imag_p",
+    "conj_p", "add_jaxvals_p", "max_p", "min_p", "abs_p", "rem_p", "clamp_p",
+)  # fmt: skip
+_defrule(
+    _nonlinear_rule,
+    "exp_p", "exp2_p", "log_p", "log1p_p", "expm1_p", "sin_p", "cos_p", "tan_p",
+    "asin_p", "acos_p", "atan_p", "sinh_p", "cosh_p", "tanh_p", "asinh_p",
+    "acosh_p", "atanh_p", "logistic_p", "sqrt_p", "rsqrt_p", "cbrt_p", "square_p",
+    "erf_p", "erfc_p", "erf_inv_p", "lgamma_p", "digamma_p", "pow_p", "atan2_p",
+    "bessel_i0e_p", "bessel_i1e_p", "polygamma_p", "igamma_p", "igammac_p",
+    "zeta_p",
+)  # fmt: skip
+_defrule(
+    _zero_rule,
+    "sign_p", "floor_p", "ceil_p", "round_p", "is_finite_p", "stop_gradient_p",
+    "eq_p", "ne_p", "lt_p", "le_p", "gt_p", "ge_p", "nextafter_p", "argmax_p",
+    "argmin_p", "and_p", "or_p", "not_p", "xor_p", "iota_p",
+)  # fmt: skip
+_defrule(
+    _identity_rule,
+    "convert_element_type_p", "reshape_p", "squeeze_p", "sharding_constraint_p",
+)  # fmt: skip
+_defrule(_multi_identity_rule, "optimization_barrier_p")
+_defrule(_mul_rule, "mul_p")
+_defrule(_div_rule, "div_p")
+_defrule(_integer_pow_rule, "integer_pow_p")
+_defrule(_select_n_rule, "select_n_p")
+_defrule(_index_rule(_transpose_map), "transpose_p")
+_defrule(_broadcast_in_dim_rule, "broadcast_in_dim_p")
+_defrule(_index_rule(_slice_map), "slice_p")
+_defrule(_index_rule(_rev_map), "rev_p")
+_defrule(_concatenate_rule, "concatenate_p")
+_defrule(_split_rule, "split_p")
+_defrule(_stack_rule, "stack_p")
+_defrule(_unstack_rule, "unstack_p")
+_defrule(_tile_rule, "tile_p")
+_defrule(_pad_rule, "pad_p")
+_defrule(_dynamic_slice_rule, "dynamic_slice_p")
+_defrule(_dynamic_update_slice_rule, "dynamic_update_slice_p")
+_defrule(_gather_rule, "gather_p")
+_defrule(_scatter_rule(overwrite=True, nonlinear=False), "scatter_p")
+_defrule(
+    _scatter_rule(overwrite=False, nonlinear=False),
+    "scatter_add_p", "scatter_sub_p", "scatter_max_p", "scatter_min_p",
+)  # fmt: skip
+_defrule(_scatter_rule(overwrite=False, nonlinear=True), "scatter_mul_p")
+_defrule(_reduce_rule(nonlinear=False), "reduce_sum_p", "reduce_max_p", "reduce_min_p")
+_defrule(_reduce_rule(nonlinear=True), "reduce_prod_p")
+_defrule(_cumulative_rule(nonlinear=False), "cumsum_p", "cummax_p", "cummin_p")
+_defrule(_cumulative_rule(nonlinear=True), "cumprod_p", "cumlogsumexp_p")
+_defrule(_sort_rule, "sort_p")
+_defrule(_dot_general_rule, "dot_general_p")
+_defrule(_conv_rule, "conv_general_dilated_p")
+_defrule(_cond_rule, "cond_p")
+_defrule(_while_rule, "while_p")
+_defrule(_scan_rule, "scan_p")
