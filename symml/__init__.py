@@ -99,11 +99,14 @@ from .sparsity import (
     jacobian_sparsity as jacobian_sparsity,
 )
 from .steady import (
-    AbstractSteadyMethod as AbstractSteadyMethod,
+    AbstractSteadySolver as AbstractSteadySolver,
     IntegrateToSteady as IntegrateToSteady,
     LevenbergMarquardt as LevenbergMarquardt,
     Newton as Newton,
     SkipGuess as SkipGuess,
+    SteadyData as SteadyData,
+    SteadyFit as SteadyFit,
+    SteadyFitResult as SteadyFitResult,
     SteadyState as SteadyState,
     steady_state as steady_state,
 )

@@ -44,6 +44,7 @@ ALLOWED = {
         "lowering",
         "sparsity",
         "discretization",
+        "training",
     },
     "discovery": {"dsl"},
     "sde": {"dsl", "nets", "lowering"},

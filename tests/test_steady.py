@@ -1,6 +1,11 @@
 """Steady states against closed forms, implicit gradients against unrolled
 Newton and central differences, failure paths, and skip guesses."""
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -9,12 +14,14 @@ import numpy as np
 import optax
 import pytest
 import sympy as sp
+from helpers import load_example
 
 import symml as sm
 from symml.steady import SPARSE_FROM
 from symml.steady._linear import ColoredLU
-from symml.steady._methods import _Problem
+from symml.steady._solvers import _Problem
 
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 t, x = sp.symbols("t x")
 
 METHODS = {
@@ -42,7 +49,7 @@ def _linear_system():
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_linear_system(name):
     f, params, exact = _linear_system()
-    sol = sm.steady_state(f, jnp.zeros(3), params, method=METHODS[name])
+    sol = sm.steady_state(f, jnp.zeros(3), params, solver=METHODS[name])
     assert bool(sol.converged)
     np.testing.assert_allclose(sol.u, exact, rtol=1e-9, atol=1e-9)
     assert float(sol.residual_norm) < 1e-8
@@ -70,7 +77,7 @@ def test_logistic_growth_roots_and_stability():
     np.testing.assert_allclose(near_k.u, [2.0], rtol=1e-10)
     # ... integrating from a small population reaches the stable one, K.
     relaxed = sm.steady_state(
-        f, jnp.array([0.05]), params, method=sm.IntegrateToSteady()
+        f, jnp.array([0.05]), params, solver=sm.IntegrateToSteady()
     )
     np.testing.assert_allclose(relaxed.u, [2.0], rtol=1e-10)
     assert int(relaxed.stats["integration_steps"]) > 0
@@ -81,7 +88,7 @@ def test_logistic_gradient_is_exact():
     f, params = _logistic()
     for method in (sm.Newton(), sm.LevenbergMarquardt(), sm.IntegrateToSteady()):
         grad = jax.grad(
-            lambda p, m=method: sm.steady_state(f, jnp.array([1.6]), p, method=m).u[0]
+            lambda p, m=method: sm.steady_state(f, jnp.array([1.6]), p, solver=m).u[0]
         )(params)
         np.testing.assert_allclose(grad.values["K"], 1.0, rtol=1e-9)
         np.testing.assert_allclose(grad.values["r"], 0.0, atol=1e-9)
@@ -108,7 +115,7 @@ def test_poisson_against_exact_solution(linear_solver):
     for n in (16, 32, 64):
         ode, exact = _poisson(n)
         sol = sm.steady_state(
-            ode, jnp.zeros(ode.n), method=sm.Newton(linear_solver=linear_solver)
+            ode, jnp.zeros(ode.n), solver=sm.Newton(linear_solver=linear_solver)
         )
         errors.append(float(np.max(np.abs(sol.u - exact))))
         # The discrete problem is linear: solved exactly by one Newton step.
@@ -164,7 +171,7 @@ def _objective(ode, adjoint="implicit", linear_solver="auto"):
             ode,
             jnp.zeros(ode.n),
             params,
-            method=sm.Newton(rtol=1e-12, atol=1e-12, linear_solver=linear_solver),
+            solver=sm.Newton(rtol=1e-12, atol=1e-12, linear_solver=linear_solver),
             adjoint=adjoint,
         )
         return jnp.sum(weights * sol.u**2)
@@ -236,7 +243,7 @@ def test_max_steps_raises_with_residual_and_iterations():
         sm.SteadyStateError,
         match=r"did not converge in 2 iterations \(`max_steps=2`; residual norm",
     ):
-        sm.steady_state(ode, jnp.zeros(ode.n), params, method=sm.Newton(max_steps=2))
+        sm.steady_state(ode, jnp.zeros(ode.n), params, solver=sm.Newton(max_steps=2))
 
 
 def _singular():
@@ -253,7 +260,7 @@ def test_singular_jacobian_raises(linear_solver):
     f, params = _singular()
     with pytest.raises(sm.SteadyStateError, match="singular"):
         sm.steady_state(
-            f, jnp.zeros(2), params, method=sm.Newton(linear_solver=linear_solver)
+            f, jnp.zeros(2), params, solver=sm.Newton(linear_solver=linear_solver)
         )
 
 
@@ -261,28 +268,59 @@ def test_levenberg_marquardt_minimum_that_is_not_a_root():
     (u,) = sm.states("u", t)
     f, params = sm.lower(sm.Model([sp.Eq(u.diff(t), u**2 + 1)]))
     with pytest.raises(sm.SteadyStateError, match="residual norm 1"):
-        sm.steady_state(f, jnp.array([0.3]), params, method=sm.LevenbergMarquardt())
+        sm.steady_state(f, jnp.array([0.3]), params, solver=sm.LevenbergMarquardt())
 
 
 def test_failure_without_throw_and_under_jit():
     ode, params = _reaction_diffusion()
     method = sm.Newton(max_steps=2)
-    sol = sm.steady_state(ode, jnp.zeros(ode.n), params, method=method, throw=False)
+    sol = sm.steady_state(ode, jnp.zeros(ode.n), params, solver=method, throw=False)
     assert not bool(sol.converged)
     assert int(sol.num_steps) == 2
     solve = jax.jit(
-        lambda p: sm.steady_state(ode, jnp.zeros(ode.n), p, method=method).u
+        lambda p: sm.steady_state(ode, jnp.zeros(ode.n), p, solver=method).u
     )
     with pytest.raises(Exception, match="symml.SteadyStateError"):
         jax.block_until_ready(solve(params))
+
+
+def test_failed_solve_without_throw_has_zero_gradient():
+    # Two experiments: one converges within two Newton steps, one does not.
+    # Masking the failed one out of a loss leaves the other's exact gradient
+    # (w* = (s / k)^(1/3), dw*/dk = -w* / (3k)), not a NaN.
+    (w,) = sm.states("w", t)
+    k, s = sp.symbols("k s")
+    f, params = sm.lower(
+        sm.Model(
+            [sp.Eq(w.diff(t), -k * w**3 + s)],
+            parameters={k: sm.trainable(1.0), s: sm.trainable(0.0)},
+        )
+    )
+    method = sm.Newton(max_steps=2)
+
+    def loss(p, sources):
+        def one(source):
+            q = sm.Params({**p.values, "s": source}, p.networks)
+            sol = sm.steady_state(f, jnp.ones(1), q, solver=method, throw=False)
+            return jnp.where(sol.converged, sol.u[0], 0.0), sol.converged
+
+        us, ok = jax.vmap(one)(sources)
+        return jnp.sum(us), ok
+
+    (value, ok), grad = jax.jit(jax.value_and_grad(loss, has_aux=True))(
+        params, jnp.array([1.0, 8.0])
+    )
+    assert ok.tolist() == [True, False]
+    np.testing.assert_allclose(value, 1.0, rtol=1e-10)
+    np.testing.assert_allclose(grad.values["k"], -1.0 / 3.0, rtol=1e-8)
 
 
 def test_bad_input():
     ode, params = _reaction_diffusion()
     with pytest.raises(sm.SteadyStateInputError, match=r"shape \(5,\).*\(16,\)"):
         sm.steady_state(ode, jnp.zeros(5), params)
-    with pytest.raises(sm.SteadyStateInputError, match="`method` must be"):
-        sm.steady_state(ode, jnp.zeros(ode.n), params, method="newton")
+    with pytest.raises(sm.SteadyStateInputError, match="`solver` must be"):
+        sm.steady_state(ode, jnp.zeros(ode.n), params, solver="newton")
     with pytest.raises(sm.SteadyStateInputError, match="`system` must be"):
         sm.steady_state(lambda t, u, p: u, jnp.zeros(3))
     with pytest.raises(sm.SteadyStateInputError, match="needs `params=`"):
@@ -293,7 +331,7 @@ def test_bad_input():
         sm.steady_state(ode, jnp.zeros(ode.n), params, adjoint="backsolve")
     with pytest.raises(sm.SteadyStateInputError, match="`linear_solver` must be"):
         sm.steady_state(
-            ode, jnp.zeros(ode.n), params, method=sm.Newton(linear_solver="qr")
+            ode, jnp.zeros(ode.n), params, solver=sm.Newton(linear_solver="qr")
         )
     with pytest.raises(sm.SteadyStateInputError, match="`atol` of `Newton`"):
         sm.Newton(atol=-1.0)
@@ -376,3 +414,139 @@ def test_skip_guess_reduces_iterations():
     same = jax.vmap(lambda s: solve(params, s, skip).u)(sources)
     np.testing.assert_allclose(same, roots, atol=1e-9)
     assert float(jnp.mean(skipped)) * 2 <= float(jnp.mean(iterations))
+
+
+# -- fitting to steady states ---------------------------------------------------
+
+
+def _decay_with_source():
+    """du/dt = -k u + s (s an input of each experiment): u* = s / k."""
+    (u,) = sm.states("u", t)
+    k, s = sp.symbols("k s")
+    model = sm.Model(
+        [sp.Eq(u.diff(t), -k * u + s)],
+        parameters={k: sm.trainable(1.0), s: 0.0},
+    )
+    return model, u, k, s
+
+
+def test_fit_recovers_a_parameter_from_equilibria():
+    model, u, k, s = _decay_with_source()
+    sources = np.array([0.5, 1.0, 2.0, 3.0])
+    data = sm.SteadyData({u: sources / 2.5}, inputs={s: sources})
+    # `SteadyFit` is the default method for steady data.
+    result = sm.fit(model, data, steps=0, lbfgs_steps=30, progress=False)
+    assert isinstance(result, sm.SteadyFitResult)
+    assert isinstance(result.method, sm.SteadyFit)
+    np.testing.assert_allclose(result.parameter_values()[k], 2.5, rtol=1e-6)
+    new = result.predict({s: [4.0, 5.0]})
+    np.testing.assert_allclose(new[:, 0], [1.6, 2.0], rtol=1e-6)
+    assert result.final_loss < 1e-12
+
+
+def test_fit_network_samples_and_skip_guess():
+    (u,) = sm.states("u", t)
+    s = sp.Symbol("s")
+    R = sm.Unknown("R", [u], hidden=(4,))
+    model = sm.Model([sp.Eq(u.diff(t), -u + R[0] + s)], parameters={s: 0.0})
+    sources = np.linspace(0.5, 2.0, 5)
+    # The truth R(u) = u / 2: u* = 2 s.
+    data = sm.SteadyData({u: 2 * sources}, inputs={s: sources})
+    result = sm.fit(
+        model,
+        data,
+        method=sm.SteadyFit(guess="skip", skip_hidden=(8,)),
+        steps=20,
+        lbfgs_steps=0,
+        progress=False,
+    )
+    assert isinstance(result.guess, sm.SkipGuess)
+    assert len(result.history["adam"]) == 21  # and the loss after the last step
+    inputs, outputs = result.unknown_samples()["R"]
+    assert inputs.shape == (5, 1) and outputs.shape == (5, 1)
+    # At each fitted steady state, whatever the network, R(u) = u - s.
+    np.testing.assert_allclose(inputs[:, 0], result.predict()[:, 0])
+    np.testing.assert_allclose(outputs[:, 0], inputs[:, 0] - sources, atol=1e-8)
+
+
+def test_fit_stops_on_a_failed_solve():
+    (w,) = sm.states("w", t)
+    k, s = sp.symbols("k s")
+    model = sm.Model(
+        [sp.Eq(w.diff(t), -k * w**3 + s)], parameters={k: sm.trainable(1.0), s: 0.0}
+    )
+    data = sm.SteadyData({w: [1.0, 2.0]}, inputs={s: [1.0, 8.0]})
+    method = sm.SteadyFit(solver=sm.Newton(max_steps=2), guess=np.array([1e-3]))
+    with pytest.raises(sm.FitError, match="steady_state_solves") as info:
+        sm.fit(model, data, method=method, steps=3, lbfgs_steps=0, progress=False)
+    assert isinstance(info.value.result, sm.SteadyFitResult)
+
+
+def test_steady_data_and_fit_errors():
+    model, u, k, s = _decay_with_source()
+    with pytest.raises(sm.DataError, match="numbers of experiments differ"):
+        sm.SteadyData({u: [1.0, 2.0]}, inputs={s: [1.0, 2.0, 3.0]})
+    with pytest.raises(sm.DataError, match="non-finite"):
+        sm.SteadyData({u: [1.0, np.nan]})
+    with pytest.raises(sm.DataError, match="non-empty mapping"):
+        sm.SteadyData({})
+    with pytest.raises(sm.DataError, match="shape \\(2, 2\\)"):
+        sm.SteadyData({u: [1.0, 2.0]}, inputs={s: [[1.0, 2.0], [3.0, 4.0]]})
+
+    def fit(data, **options):
+        return sm.fit(model, data, method=sm.SteadyFit(**options), steps=1)
+
+    with pytest.raises(sm.DataError, match="not a parameter of the model"):
+        fit(sm.SteadyData({u: [1.0]}, inputs={"q": [1.0]}))
+    with pytest.raises(sm.DataError, match="trainable parameter"):
+        fit(sm.SteadyData({u: [1.0]}, inputs={k: [1.0]}))
+    with pytest.raises(sm.DataError, match="not a state"):
+        fit(sm.SteadyData({"v": [1.0]}, inputs={s: [1.0]}))
+    with pytest.raises(sm.DataError, match="has shape \\(3,\\)"):
+        fit(sm.SteadyData({u: np.ones((2, 3))}, inputs={s: [1, 2]}))
+    with pytest.raises(sm.FitError, match="needs `data=symml.SteadyData"):
+        fit(sm.Data([0.0, 1.0], {u: [1.0, 2.0]}))
+    with pytest.raises(sm.FitError, match="`guess='x'` of `SteadyFit`"):
+        sm.SteadyFit(guess="x")
+    with pytest.raises(sm.FitError, match="`solver` of `SteadyFit`"):
+        sm.SteadyFit(solver="newton")
+    with pytest.raises(sm.FitError, match="`skip_weight` of `SteadyFit`"):
+        sm.SteadyFit(skip_weight=-1)
+    with pytest.raises(sm.FitError, match="no `inputs`"):
+        fit(sm.SteadyData({u: [1.0]}), guess="skip")
+    with pytest.raises(sm.FitError, match="discretise a PDE"):
+        ode, _ = _poisson(8)
+        sm.fit(ode.model, sm.SteadyData({"u": np.zeros((1, 8))}), method="steady")
+
+
+# -- the example and the benchmark ------------------------------------------------
+
+
+@pytest.mark.slow
+def test_example_quick(tmp_path):
+    example = load_example("steady_reaction")
+    summary = example.main(["--quick", "--out", str(tmp_path)])
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written["D"] == summary["D"] and np.isfinite(written["D"])
+    assert set(written["expression"]) == {"R"}
+    assert written["wall_seconds"] > 0
+    assert (tmp_path / "equations.tex").read_text().strip()
+    assert (tmp_path / "states.png").exists() and (tmp_path / "reaction.png").exists()
+
+
+@pytest.mark.slow
+def test_benchmark_quick(tmp_path):
+    out = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "steady_state.py"), "--quick"]
+        + ["--seed", "1", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "side by side" in out.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["implicit_vs_unrolled"]["relative_difference"] < 1e-6
+    assert all(row["sparse_s"] > 0 for row in summary["sparse_vs_dense"])
+    rows = summary["skip_guess"]["rows"]
+    assert rows["skip"]["newton_iterations"] > 0 and rows["skip"]["converged"] == 8

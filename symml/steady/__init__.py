@@ -17,14 +17,20 @@ Guarantees:
   differentiating the unrolled iterations and with finite differences.
 - A [`SkipGuess`][symml.SkipGuess] is an ordinary network of the experiment's
   inputs; the root does not depend on it, only the iteration count does.
+- [`fit`][symml.fit] with [`SteadyData`][symml.SteadyData] (the
+  [`SteadyFit`][symml.SteadyFit] method) trains a model on steady states of
+  several experiments that differ in known inputs; a solve that fails stops
+  the fit with a [`FitError`][symml.FitError] naming it, never a NaN weight.
 """
 
+from ._data import SteadyData as SteadyData
+from ._fit import SteadyFit as SteadyFit, SteadyFitResult as SteadyFitResult
 from ._guess import SkipGuess as SkipGuess
-from ._methods import (
+from ._solve import SteadyState as SteadyState, steady_state as steady_state
+from ._solvers import (
     SPARSE_FROM as SPARSE_FROM,
-    AbstractSteadyMethod as AbstractSteadyMethod,
+    AbstractSteadySolver as AbstractSteadySolver,
     IntegrateToSteady as IntegrateToSteady,
     LevenbergMarquardt as LevenbergMarquardt,
     Newton as Newton,
 )
-from ._solve import SteadyState as SteadyState, steady_state as steady_state

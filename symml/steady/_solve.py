@@ -17,8 +17,8 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int
 from .._errors import SteadyStateError, SteadyStateInputError
 from ..lowering import Params
 from ._guess import SkipGuess
-from ._methods import (
-    AbstractSteadyMethod,
+from ._solvers import (
+    AbstractSteadySolver,
     AdjointChoice,
     Newton,
     _Outcome,
@@ -124,13 +124,13 @@ def flat_guess(system: Any, guess: Any, n: int, inputs: Any = None) -> Array:
 
 @eqx.filter_jit
 def _run(
-    method: AbstractSteadyMethod,
+    solver: AbstractSteadySolver,
     problem: _Problem,
     u0: Array,
     args: Any,
     adjoint: AdjointChoice,
 ) -> SteadyState:
-    out: _Outcome = method.solve(problem, u0, args, adjoint)
+    out: _Outcome = solver.solve(problem, u0, args, adjoint)
     residual = jnp.max(jnp.abs(problem.residual(out.u, args)))
     converged = (out.result == optx.RESULTS.successful) & jnp.isfinite(residual)
     result = optx.RESULTS.where(
@@ -141,29 +141,60 @@ def _run(
     return SteadyState(out.u, residual, out.num_steps, converged, out.stats, result)
 
 
+def _linear_choice(solver: AbstractSteadySolver):
+    return getattr(getattr(solver, "polish", solver), "linear_solver", "auto")
+
+
+@eqx.filter_jit
+def _run_masked(
+    solver: AbstractSteadySolver,
+    problem: _Problem,
+    u0: Array,
+    args: Any,
+    adjoint: AdjointChoice,
+) -> SteadyState:
+    """`_run`, with a failed solve giving a zero gradient instead of a NaN (or
+    an error from inside lineax): solve without gradients, then differentiate
+    one Newton step from the root, on the residual masked to `u` itself where
+    the solve failed."""
+    first = _run(
+        solver, problem, jax.lax.stop_gradient(u0), jax.lax.stop_gradient(args), adjoint
+    )
+    ok = first.converged
+    start = jax.lax.stop_gradient(jnp.where(ok, first.u, jnp.zeros_like(first.u)))
+    rtol, atol = solver.tolerance(u0.dtype)
+    polish = Newton(rtol, atol, max_steps=4, linear_solver=_linear_choice(solver))
+    masked = eqx.tree_at(lambda p: p.active, problem, ok, is_leaf=lambda x: x is None)
+    out = polish.solve(masked, start, args, adjoint)
+    u = jnp.where(ok, out.u, first.u)
+    return SteadyState(
+        u, first.residual_norm, first.num_steps, ok, first.stats, first.result
+    )
+
+
 def _describe(result, num_steps: int, residual: float, max_steps: int) -> str:
     if result == optx.RESULTS.singular:
         return (
             f"the Jacobian was singular at iteration {num_steps} (residual norm "
             f"{residual:.3g}): the steady state is not isolated, or the guess sits "
             "where the linearisation degenerates. Try another guess or "
-            "`method=symml.IntegrateToSteady()`."
+            "`solver=symml.IntegrateToSteady()`."
         )
     if result == optx.RESULTS.nonlinear_max_steps_reached:
         return (
             f"Newton did not converge in {num_steps} iterations (`max_steps="
             f"{max_steps}`; residual norm {residual:.3g}). Try a closer guess, "
-            "`method=symml.IntegrateToSteady()`, or looser tolerances."
+            "`solver=symml.IntegrateToSteady()`, or looser tolerances."
         )
     return (
         f"the solve failed after {num_steps} iterations with residual norm "
         f"{residual:.3g} ({optx.RESULTS[result] or 'not a root'}). Try a closer "
-        "guess or `method=symml.IntegrateToSteady()`."
+        "guess or `solver=symml.IntegrateToSteady()`."
     )
 
 
-def _max_steps(method: AbstractSteadyMethod) -> int:
-    inner = getattr(method, "polish", method)
+def _max_steps(solver: AbstractSteadySolver) -> int:
+    inner = getattr(solver, "polish", solver)
     return int(getattr(inner, "max_steps", 0))
 
 
@@ -176,7 +207,7 @@ def steady_state(
     guess: Float[ArrayLike, " n"] | Mapping | SkipGuess,
     params: Params | None = None,
     *,
-    method: AbstractSteadyMethod | None = None,
+    solver: AbstractSteadySolver | None = None,
     t: float = 0.0,
     inputs: Float[ArrayLike, " k"] | None = None,
     adjoint: AdjointChoice = "implicit",
@@ -199,7 +230,7 @@ def steady_state(
       experiment's `inputs` trained to predict the root).
     - `params`: the [`Params`][symml.Params]; may be left out when the model
       has no unknown terms and no trainable parameters.
-    - `method`: [`Newton`][symml.Newton] (the default),
+    - `solver`: [`Newton`][symml.Newton] (the default),
       [`LevenbergMarquardt`][symml.LevenbergMarquardt] or
       [`IntegrateToSteady`][symml.IntegrateToSteady].
     - `t`: the time at which a time-dependent right-hand side is frozen.
@@ -210,7 +241,9 @@ def steady_state(
       solve fails. Outside `jit` the message gives the residual norm and the
       iteration count; under `jit`, `vmap` or `grad` the failure is raised at
       run time by `equinox.error_if`. With `throw=False` check
-      `result.converged` yourself.
+      `result.converged` yourself: a failed solve returns its last iterate
+      and contributes a zero gradient (it costs one more Newton step, which
+      differentiates the root).
 
     **Returns:**
 
@@ -218,12 +251,12 @@ def steady_state(
     norm, the iteration count and whether the solve converged.
     """
     _check_system(system)
-    if method is None:
-        method = Newton()
-    if not isinstance(method, AbstractSteadyMethod):
+    if solver is None:
+        solver = Newton()
+    if not isinstance(solver, AbstractSteadySolver):
         raise SteadyStateInputError(
-            f"`method` must be `symml.Newton(...)`, `symml.LevenbergMarquardt(...)` "
-            f"or `symml.IntegrateToSteady(...)`; got {type(method).__name__}."
+            f"`solver` must be `symml.Newton(...)`, `symml.LevenbergMarquardt(...)` "
+            f"or `symml.IntegrateToSteady(...)`; got {type(solver).__name__}."
         )
     pattern = system.jacobian_sparsity()
     n = pattern.shape[0]
@@ -232,7 +265,10 @@ def steady_state(
     problem = _Problem(system, n)
     args = (jnp.asarray(t, u0.dtype), params)
     try:
-        sol = _run(method, problem, u0, args, adjoint)
+        # Without `throw`, failures are the caller's to mask (a fit does):
+        # their gradient must then be zero, not NaN.
+        run = _run if throw or adjoint != "implicit" else _run_masked
+        sol = run(solver, problem, u0, args, adjoint)
     except jax.errors.JaxRuntimeError as e:
         # SuperLU raises on an exactly singular matrix from inside the host
         # callback; report it like a singular dense factorisation.
@@ -242,7 +278,7 @@ def steady_state(
             "The steady-state solve failed: the sparse factorisation found the "
             "Jacobian exactly singular. The steady state is not isolated, or the "
             "guess sits where the linearisation degenerates. Try another guess "
-            "or `method=symml.IntegrateToSteady()`."
+            "or `solver=symml.IntegrateToSteady()`."
         ) from None
     if not throw:
         return sol
@@ -262,7 +298,7 @@ def steady_state(
                 sol.result,
                 int(sol.num_steps),
                 float(sol.residual_norm),
-                _max_steps(method),
+                _max_steps(solver),
             )
         )
     return sol

@@ -1,7 +1,7 @@
 """Root finders for `f(t, u, params) = 0`: Newton, Levenberg–Marquardt, and
 integration to equilibrium polished by Newton.
 
-A method is an object carrying its own options (tolerances, step limit, linear
+A solver is an object carrying its own options (tolerances, step limit, linear
 solver). It is resolved against one system by `_Problem`, which knows the
 Jacobian pattern and chooses the linear solver, and solves with optimistix so
 that gradients can flow through the root by the implicit function theorem.
@@ -19,14 +19,14 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 import optimistix as optx
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Bool, Float, Int
 
 from .._errors import SteadyStateInputError
 from ..sparsity import SparseLU
 from ._linear import ColoredLU
 
 __all__ = [
-    "AbstractSteadyMethod",
+    "AbstractSteadySolver",
     "Newton",
     "LevenbergMarquardt",
     "IntegrateToSteady",
@@ -53,29 +53,36 @@ def default_tolerance(dtype) -> float:
 class _Problem(eqx.Module):
     """One steady-state problem: the residual of a system at a frozen time.
 
-    Both fields are static (the system is hashed by identity), so `jit` caches
-    one compilation per system and method.
+    `system` and `n` are static (the system is hashed by identity), so `jit`
+    caches one compilation per system and solver.
 
     **Fields:**
 
     - `system`: callable as `system(t, u, params)`, with `jacobian_sparsity()`.
     - `n`: the number of unknowns.
+    - `active`: `None`, or a boolean: where it is false the residual is `u`
+      itself (root 0, Jacobian `I`, independent of the parameters), so that a
+      solve that failed can be differentiated as zero without touching the
+      model where it broke down.
     """
 
     system: Any = eqx.field(static=True)
     n: int = eqx.field(static=True)
+    active: Bool[Array, ""] | None = None
 
     def residual(self, u: Float[Array, " n"], args: Any) -> Float[Array, " n"]:
         """`f(t, u, params)` with `args = (t, params)`: optimistix's form."""
         t, params = args
-        return self.system(t, u, params)
+        if self.active is None:
+            return self.system(t, u, params)
+        safe = jnp.where(self.active, u, jnp.zeros_like(u))
+        return jnp.where(self.active, self.system(t, safe, params), u)
 
     def vector_field(self, s, u: Float[Array, " n"], args: Any) -> Float[Array, " n"]:
         """diffrax's form, with time frozen at `t` (the steady state of the
         system at `t`)."""
         del s
-        t, params = args
-        return self.system(t, u, params)
+        return self.residual(u, args)
 
     def linear_solver(self, choice: LinearSolverChoice) -> lx.AbstractLinearSolver:
         """The lineax solver for `choice` (`"auto"`, `"sparse"`, `"dense"` or a
@@ -132,16 +139,16 @@ class _Outcome(eqx.Module):
     stats: dict[str, Array]
 
 
-class AbstractSteadyMethod(eqx.Module):
+class AbstractSteadySolver(eqx.Module):
     """A way to find a steady state `u` with `f(t, u, params) = 0`.
 
     Subclasses are final and implement `solve`; they are passed to
-    [`steady_state`][symml.steady_state] as `method=`.
+    [`steady_state`][symml.steady_state] as `solver=`.
     """
 
     @abc.abstractmethod
     def tolerance(self, dtype) -> tuple[float, float]:
-        """`(rtol, atol)` of this method for states of `dtype`."""
+        """`(rtol, atol)` of this solver for states of `dtype`."""
 
     @abc.abstractmethod
     def solve(
@@ -170,7 +177,7 @@ def _tolerance(rtol, atol, dtype) -> tuple[float, float]:
     return (default if rtol is None else rtol), (default if atol is None else atol)
 
 
-class Newton(AbstractSteadyMethod):
+class Newton(AbstractSteadySolver):
     """Newton's method on `f(t, u, params) = 0`.
 
     The Jacobian comes from the system's sparsity pattern: one JVP per colour,
@@ -221,7 +228,7 @@ class Newton(AbstractSteadyMethod):
         return _Outcome(sol.value, sol.result, sol.stats["num_steps"], {})
 
 
-class LevenbergMarquardt(AbstractSteadyMethod):
+class LevenbergMarquardt(AbstractSteadySolver):
     """Levenberg–Marquardt on `‖f(t, u, params)‖²`: a trust-region Newton
     method, more robust than [`Newton`][symml.Newton] from a poor guess.
 
@@ -271,7 +278,7 @@ class LevenbergMarquardt(AbstractSteadyMethod):
         return _Outcome(sol.value, result, sol.stats["num_steps"], {})
 
 
-class IntegrateToSteady(AbstractSteadyMethod):
+class IntegrateToSteady(AbstractSteadySolver):
     """Integrate `du/dt = f(t₀, u, params)` until it stops moving, then polish
     with Newton: the steady state that the dynamics reach from the guess.
 
@@ -293,7 +300,7 @@ class IntegrateToSteady(AbstractSteadyMethod):
     - `rtol`, `atol`: the integration's step-size control, and the
       steady-state event: stop when `‖f‖ < atol + rtol ‖u‖` (default `1e-6`).
     - `max_steps`: the integration's step limit.
-    - `polish`: the [`Newton`][symml.Newton] method that finishes the solve.
+    - `polish`: the [`Newton`][symml.Newton] solver that finishes the solve.
     """
 
     solver: dfx.AbstractSolver | None = None
