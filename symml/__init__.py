@@ -26,7 +26,6 @@ from ._memory import use_heap_allocator as use_heap_allocator
 from .discovery import (
     AIC as AIC,
     BIC as BIC,
-    STLSQ as STLSQ,
     AICc as AICc,
     BestSubset as BestSubset,
     CrossValidation as CrossValidation,
@@ -46,6 +45,7 @@ from .discovery import (
     Spline as Spline,
     Stability as Stability,
     Stepwise as Stepwise,
+    STLSQ as STLSQ,
     TotalVariation as TotalVariation,
     TruncationErrorWarning as TruncationErrorWarning,
     WeakForm as WeakForm,
