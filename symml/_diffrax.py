@@ -144,16 +144,18 @@ def diffeqsolve(
     t0=None,
     t1=None,
     dt0=None,
+    saveat: dfx.SaveAt | None = None,
 ) -> dfx.Solution:
     """Solve `du/dt = f(t, u, args)` from `y0` at `t0`, saved at `ts` or at
-    `t1` only (`t0` and `t1` default to the first and last of `ts`). Never
+    `t1` only, or as `saveat` says (`t0` and `t1` default to the first and
+    last of `ts`). Never
     throws: the caller checks `solution.result` (inside a loss) or calls
     `raise_if_failed`."""
     if ts is not None:
         t0 = ts[0] if t0 is None else t0
         t1 = ts[-1] if t1 is None else t1
         saveat = dfx.SaveAt(ts=ts)
-    else:
+    elif saveat is None:
         saveat = dfx.SaveAt(t1=True)
     if options.adaptive:
         controller = dfx.PIDController(rtol=options.rtol, atol=options.atol)

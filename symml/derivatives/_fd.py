@@ -1,10 +1,10 @@
-import math
-from fractions import Fraction
+import functools
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import sympy as sp
 
 from .._errors import DerivativeError
 from ._scheme import (
@@ -43,6 +43,29 @@ def fd_step(order: int, dtype, scale: float = 1.0) -> float:
     return eps ** (1.0 / (2 + order)) * float(scale)
 
 
+def stencil_half_width(derivative: int, accuracy: int = 2) -> int:
+    """Points on each side of a central stencil of accuracy `accuracy` for
+    the `derivative`-th derivative (0 for no derivative)."""
+    if derivative == 0:
+        return 0
+    return (derivative + 1) // 2 - 1 + accuracy // 2
+
+
+@functools.cache
+def central_weights(
+    derivative: int, accuracy: int = 2
+) -> tuple[tuple[int, float], ...]:
+    """`((offset, weight), ...)` of the central stencil of accuracy
+    `accuracy` for the `derivative`-th derivative at unit spacing, with zero
+    weights (the centre of an odd derivative) left out. Exact rational weights
+    from sympy, rounded once to floats. The one source of stencil weights in
+    symml: derivative schemes and method-of-lines discretisations use it."""
+    r = stencil_half_width(derivative, accuracy)
+    offsets = list(range(-r, r + 1))
+    weights = sp.finite_diff_weights(derivative, offsets, 0)[derivative][-1]
+    return tuple((k, float(w)) for k, w in zip(offsets, weights, strict=True) if w)
+
+
 def central_stencil(order: int) -> tuple[tuple[int, ...], tuple[float, ...]]:
     """The minimal-width, second-order accurate central stencil for `order`.
 
@@ -51,24 +74,8 @@ def central_stencil(order: int) -> tuple[tuple[int, ...], tuple[float, ...]]:
     `(offsets, weights)` with `f^(k)(x) ≈ h^-k Σ w_i f(x + o_i h)`, zero
     weights dropped: `k + 1` points (`k` odd: the centre has weight zero).
     """
-    p = (order + 1) // 2
-    offsets = list(range(-p, p + 1))
-    # Exact rational solve of Σ w_i o_i^n / n! = δ_{n,k} for n = 0..2p.
-    n = len(offsets)
-    mat = [[Fraction(o) ** r / math.factorial(r) for o in offsets] for r in range(n)]
-    rhs = [Fraction(int(r == order)) for r in range(n)]
-    for c in range(n):
-        piv = next(r for r in range(c, n) if mat[r][c] != 0)
-        mat[c], mat[piv] = mat[piv], mat[c]
-        rhs[c], rhs[piv] = rhs[piv], rhs[c]
-        for r in range(n):
-            if r != c and mat[r][c] != 0:
-                f = mat[r][c] / mat[c][c]
-                mat[r] = [a - f * b for a, b in zip(mat[r], mat[c], strict=True)]
-                rhs[r] -= f * rhs[c]
-    weights = [rhs[i] / mat[i][i] for i in range(n)]
-    kept = [(o, float(w)) for o, w in zip(offsets, weights, strict=True) if w != 0]
-    return tuple(o for o, _ in kept), tuple(w for _, w in kept)
+    pairs = central_weights(order, 2)
+    return tuple(o for o, _ in pairs), tuple(w for _, w in pairs)
 
 
 def _per_input(value, d: int, name: str) -> tuple[float, ...]:

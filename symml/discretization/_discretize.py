@@ -4,96 +4,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, final
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import scipy.sparse as ssp
 import sympy as sp
 from jaxtyping import Array, Float, Scalar
-from sympy.core.function import AppliedUndef
 
 from .._errors import DiscretizeError, LoweringError
-from ..dsl import Model, PDEModel, StateFunction, UnknownOutput
+from ..dsl import Model, StateFunction
 from ..lowering import AbstractSystem, Compiler, Env, Params, compile_exprs
-from ._stencil import (
-    KINDS,
-    ORDERS,
-    Closure,
-    apply,
-    closure,
-    half_width,
-    operator_pattern,
-    pad,
-)
+from ._conditions import compile_conditions, initial_conditions
+from ._grid import check_boundary, check_model, grid_sizes, make_axis
+from ._operators import counts, jacobian_pattern, make_closures, scan_derivatives
+from ._stencil import ORDERS, apply, pad
 
 _CACHE_KEY = "symml.discretize"
-
-
-@dataclass(frozen=True)
-class _Axis:
-    var: sp.Symbol
-    kind: str
-    lo: float
-    hi: float
-    n: int
-    h: float
-    coords: np.ndarray
-
-
-def _make_axis(var: sp.Symbol, kind: str, lo: float, hi: float, n: int) -> _Axis:
-    if kind == "periodic":
-        h = (hi - lo) / n
-        coords = lo + h * np.arange(n)
-    elif kind == "dirichlet":
-        h = (hi - lo) / (n + 1)
-        coords = lo + h * np.arange(1, n + 1)
-    else:
-        h = (hi - lo) / (n - 1)
-        coords = lo + h * np.arange(n)
-    return _Axis(var, kind, lo, hi, n, h, coords)
-
-
-def _counts(d: sp.Derivative) -> dict[sp.Symbol, int]:
-    out: dict[sp.Symbol, int] = {}
-    for v, c in d.variable_count:
-        out[v] = out.get(v, 0) + int(c)
-    return out
-
-
-def _state_leaves(expr: sp.Basic):
-    """The states and derivatives of states `expr` depends on (a derivative's
-    own state is not a separate dependency: an odd stencil skips its centre)."""
-    is_state_derivative = isinstance(expr, sp.Derivative) and isinstance(
-        expr.expr, StateFunction
-    )
-    if is_state_derivative or isinstance(expr, StateFunction):
-        yield expr
-    else:
-        for a in expr.args:
-            yield from _state_leaves(a)
-
-
-def _as_symbol_map(mapping, what: str, allowed: tuple[sp.Symbol, ...]) -> dict:
-    if not isinstance(mapping, Mapping):
-        raise DiscretizeError(
-            f"`{what}` must be a dict `{{variable: value}}`; got "
-            f"{type(mapping).__name__}."
-        )
-    by_name = {str(v): v for v in allowed}
-    out = {}
-    for key, value in mapping.items():
-        var = by_name.get(str(key)) if isinstance(key, str | sp.Symbol) else None
-        if var is None or (isinstance(key, sp.Symbol) and key != var):
-            raise DiscretizeError(
-                f"`{what}` names `{key}`, which is not a spatial variable of the "
-                f"model; the spatial variables are "
-                f"{', '.join(f'`{v}`' for v in allowed)}."
-            )
-        out[var] = value
-    return out
 
 
 @final
@@ -127,7 +54,7 @@ class DiscretizedModel(AbstractSystem):
     _error = DiscretizeError
 
     def __init__(self, model: Model, grid: Mapping, *, order: int = 2):
-        _check_model(model)
+        check_model(model)
         if order not in ORDERS:
             raise DiscretizeError(
                 f"`order={order!r}` is not supported; use one of "
@@ -135,27 +62,8 @@ class DiscretizedModel(AbstractSystem):
                 "stencils)."
             )
         spatial = tuple(model.spatial)
-        boundary = _check_boundary(model, spatial)
-        sizes = _as_symbol_map(grid, "grid", spatial)
-        missing = [v for v in spatial if v not in sizes]
-        if missing:
-            raise DiscretizeError(
-                f"`grid` has no size for the spatial variable(s) "
-                f"{', '.join(f'`{v}`' for v in missing)}; give one, e.g. "
-                f"`grid={{{missing[0]}: 64}}`."
-            )
-        for v, size in sizes.items():
-            if isinstance(size, bool) or not isinstance(size, int | np.integer):
-                raise DiscretizeError(
-                    f"`grid[{v}]` must be an integer number of grid points; got "
-                    f"{size!r}."
-                )
-            least = 2 if boundary[v] == "neumann" else 1
-            if size < least:
-                raise DiscretizeError(
-                    f"`grid[{v}] = {size}` is too small; use at least {least} "
-                    "points (more for the stencils)."
-                )
+        boundary = check_boundary(model, spatial)
+        sizes = grid_sizes(grid, spatial, boundary)
         self._model = model
         self.order = order
         self._time = model.independent
@@ -164,13 +72,10 @@ class DiscretizedModel(AbstractSystem):
         self._trainable = list(model.trainable_parameters)
 
         exprs = [e.doit(deep=True) for e in model.rhs]
-        widths = self._scan(exprs)
-        axes = []
-        for v in spatial:
-            lo, hi = model.domain[v]
-            axes.append(_make_axis(v, boundary[v], lo, hi, int(sizes[v])))
+        widths = scan_derivatives(exprs, model)
+        axes = [make_axis(v, boundary[v], *model.domain[v], sizes[v]) for v in spatial]
         self._axes = tuple(axes)
-        self._closures = self._make_closures(widths)
+        self._closures = make_closures(widths, model.state_names, axes, order)
         self.grid = {a.var: a.coords for a in axes}
         self.spacing = {a.var: a.h for a in axes}
         self.shape = tuple(a.n for a in axes)
@@ -184,7 +89,7 @@ class DiscretizedModel(AbstractSystem):
                 sp.Derivative: self._derivative_rule,
             },
         )
-        self._boundary_values = self._compile_conditions()
+        self._boundary_values = compile_conditions(model, self._axes, self._compiler)
         try:
             self._rhs = compile_exprs(exprs, self._compiler)
             self._inputs = {
@@ -196,132 +101,6 @@ class DiscretizedModel(AbstractSystem):
 
     # -- validation and set-up ------------------------------------------------
 
-    def _scan(self, exprs) -> dict[tuple[str, sp.Symbol], int]:
-        """Check every derivative and state application in the right-hand side
-        and return the highest derivative order per (state, axis)."""
-        t, spatial = self._time, set(self._spatial)
-        variables = tuple(self.model.variables)
-        highest: dict[tuple[str, sp.Symbol], int] = {}
-        for i, expr in enumerate(exprs):
-            target = f"`{self.state_names[i]}_{t}`"
-            for node in sp.preorder_traversal(expr):
-                if isinstance(node, sp.Derivative):
-                    f = node.expr
-                    if isinstance(f, UnknownOutput) or not isinstance(f, StateFunction):
-                        raise DiscretizeError(
-                            f"The equation for {target} contains `{node}`, a "
-                            "derivative of an unknown network term; the method of "
-                            "lines evaluates network terms pointwise on the grid "
-                            "and cannot differentiate them. Move the derivative "
-                            "onto states (e.g. give the network the state's "
-                            "derivative as an input)."
-                        )
-                    counts = _counts(node)
-                    if t in counts:
-                        raise DiscretizeError(
-                            f"The equation for {target} contains the time "
-                            f"derivative `{node}` on its right-hand side; the "
-                            "method of lines needs each state's time derivative "
-                            "given by spatial terms only. Rewrite the model "
-                            "without mixed time-space derivatives."
-                        )
-                    for v, c in counts.items():
-                        if v not in spatial:
-                            raise DiscretizeError(
-                                f"`{node}` differentiates with respect to `{v}`, "
-                                "which is not a spatial variable of the model."
-                            )
-                        key = (f.func.__name__, v)
-                        highest[key] = max(highest.get(key, 0), c)
-                elif isinstance(node, StateFunction) and node.args != variables:
-                    raise DiscretizeError(
-                        f"The equation for {target} evaluates the state `{node}` "
-                        "at a point; the method of lines needs states as functions "
-                        f"of {variables} on the right-hand side (boundary values "
-                        "belong in `conditions=`)."
-                    )
-                elif isinstance(node, AppliedUndef) and not isinstance(
-                    node, StateFunction | UnknownOutput
-                ):
-                    raise DiscretizeError(
-                        f"The equation for {target} contains `{node}`, which the "
-                        "method of lines cannot discretise."
-                    )
-        return highest
-
-    def _make_closures(self, highest) -> dict[tuple[str, int], Closure]:
-        out = {}
-        for name in self.state_names:
-            for a, axis in enumerate(self._axes):
-                m = highest.get((name, axis.var), 0)
-                width = half_width(m, self.order)
-                nodes = self.order + max(m, 1) - 1
-                if axis.kind == "periodic":
-                    need, what = 2 * width + 1, "a periodic axis"
-                else:
-                    need, what = nodes, f"a {axis.kind} boundary"
-                if m and axis.n < need:
-                    raise DiscretizeError(
-                        f"`grid[{axis.var}] = {axis.n}` is too small for the "
-                        f"order-{self.order} stencil of the {m}. derivative of "
-                        f"`{name}` along `{axis.var}` on {what}; use at least "
-                        f"{need} points (or a lower `order=`)."
-                    )
-                out[name, a] = closure(axis.kind, width, nodes, axis.h)
-        return out
-
-    def _compile_conditions(self):
-        """`{(state, axis, side): evaluator}` of the given boundary values
-        (Dirichlet) or fluxes du/dx (Neumann); missing ones are zero."""
-        t = self._time
-        allowed = {t, *self.model.parameters}
-        variables = tuple(self.model.variables)
-        positions = {v: variables.index(v) for v in self._spatial}
-        out = {}
-        for cond in self.model.conditions:
-            found = _boundary_target(cond.lhs, variables, positions)
-            value = cond.rhs
-            if found is None:
-                found = _boundary_target(cond.rhs, variables, positions)
-                value = cond.lhs
-            if found is None:
-                continue  # an initial condition
-            name, var, point, flux = found
-            a = self._spatial.index(var)
-            axis = self._axes[a]
-            desc = f"`{cond.lhs} = {cond.rhs}`"
-            if point == axis.lo:
-                side = 0
-            elif point == axis.hi:
-                side = 1
-            else:
-                raise DiscretizeError(
-                    f"The condition {desc} is at `{var} = {point}`, which is not an "
-                    f"end of the domain ({axis.lo}, {axis.hi}) of `{var}`; boundary "
-                    "conditions must sit on the domain's ends."
-                )
-            expected = "neumann" if flux else "dirichlet"
-            if axis.kind != expected:
-                raise DiscretizeError(
-                    f"The condition {desc} is a {expected} condition, but the "
-                    f"boundary of `{var}` is {axis.kind!r}; set "
-                    f"`boundary={{{var}: {expected!r}}}` or remove the condition."
-                )
-            bad = value.free_symbols - allowed
-            if bad or value.atoms(AppliedUndef) or value.atoms(sp.Derivative):
-                raise DiscretizeError(
-                    f"The boundary value in {desc} must be a constant or an "
-                    f"expression of time `{t}` and parameters; it contains "
-                    f"{', '.join(sorted(map(str, bad))) or 'a function'}."
-                )
-            if (name, a, side) in out:
-                raise DiscretizeError(
-                    f"The boundary value of `{name}` at `{var} = {point}` is given "
-                    "twice in `conditions=`; give it once."
-                )
-            out[name, a, side] = self._compiler(value)
-        return out
-
     # -- lowering rules ---------------------------------------------------------
 
     def _state_rule(self, expr, compile):
@@ -330,8 +109,8 @@ class DiscretizedModel(AbstractSystem):
 
     def _derivative_rule(self, expr, compile):
         name = expr.expr.func.__name__
-        counts = _counts(expr)
-        orders = tuple(counts.get(v, 0) for v in self._spatial)
+        by_variable = counts(expr)
+        orders = tuple(by_variable.get(v, 0) for v in self._spatial)
 
         def evaluate(env: Env):
             cache_key = (_CACHE_KEY, name, orders)
@@ -402,16 +181,7 @@ class DiscretizedModel(AbstractSystem):
             ) from None
 
     def _default_initial_values(self) -> dict[str, sp.Expr]:
-        """`{state: expression}` from conditions `Eq(u.subs(t, t0), expr)`."""
-        t = self._time
-        out = {}
-        for cond in self._model.conditions:
-            f = cond.lhs
-            if isinstance(f, StateFunction):
-                args = dict(zip(self._model.variables, f.args, strict=True))
-                if args[t].is_number and all(args[v] == v for v in self._spatial):
-                    out[f.func.__name__] = cond.rhs
-        return out
+        return initial_conditions(self._model)
 
     # -- evaluation ---------------------------------------------------------------
 
@@ -504,38 +274,10 @@ class DiscretizedModel(AbstractSystem):
         zero where weights cancel exactly (a ghost point feeding a stencil) or
         a coefficient of the model vanishes."""
         if self._pattern is None:
-            self._pattern = self._build_pattern()
+            self._pattern = jacobian_pattern(
+                self._model, self._axes, self._closures, self.order, self.size
+            )
         return self._pattern.copy()
-
-    def _build_pattern(self) -> ssp.csr_matrix:
-        ops: dict[tuple, ssp.csr_matrix] = {}
-        k = len(self.state_names)
-        blocks = [[None] * k for _ in range(k)]
-        for i, expr in enumerate(self.model.rhs):
-            for leaf in set(_state_leaves(expr.doit(deep=True))):
-                if isinstance(leaf, sp.Derivative):
-                    name, counts = leaf.expr.func.__name__, _counts(leaf)
-                else:
-                    name, counts = leaf.func.__name__, {}
-                orders = tuple(counts.get(v, 0) for v in self._spatial)
-                key = (name, orders)
-                if key not in ops:
-                    op = ssp.identity(1, format="csr")
-                    for a, axis in enumerate(self._axes):
-                        c = self._closures[name, a]
-                        op1 = operator_pattern(orders[a], self.order, c, axis.n)
-                        op = ssp.kron(op, op1, format="csr")
-                    ops[key] = op != 0
-                j = self.state_names.index(name)
-                prev = blocks[i][j]
-                blocks[i][j] = ops[key] if prev is None else (prev + ops[key]) != 0
-        for i in range(k):
-            for j in range(k):
-                if blocks[i][j] is None:
-                    blocks[i][j] = ssp.csr_matrix((self.size, self.size), dtype=bool)
-        out = ssp.bmat(blocks, format="csr").astype(bool)
-        out.sort_indices()
-        return out
 
     def __repr__(self) -> str:
         axes = ", ".join(f"{a.var}: {a.n} ({a.kind})" for a in self._axes)
@@ -543,66 +285,6 @@ class DiscretizedModel(AbstractSystem):
             f"DiscretizedModel(states={list(self.state_names)}, grid={{{axes}}}, "
             f"order={self.order}, n={self.n})"
         )
-
-
-def _boundary_target(lhs, variables, positions):
-    """`(state, variable, point, is_flux)` if `lhs` is a boundary value
-    `u(t, lo, y)` or flux `Subs(Derivative(u, x), x, lo)`, else `None`."""
-    if isinstance(lhs, StateFunction):
-        differ = [(v, a) for v, a in zip(variables, lhs.args, strict=True) if a != v]
-        if len(differ) == 1 and differ[0][0] in positions and differ[0][1].is_number:
-            v, point = differ[0]
-            return lhs.func.__name__, v, float(point), False
-        return None
-    if isinstance(lhs, sp.Subs):
-        inner, subs_vars, points = lhs.args
-        if (
-            isinstance(inner, sp.Derivative)
-            and isinstance(inner.expr, StateFunction)
-            and len(subs_vars) == 1
-            and subs_vars[0] in positions
-            and points[0].is_number
-            and _counts(inner) == {subs_vars[0]: 1}
-        ):
-            return inner.expr.func.__name__, subs_vars[0], float(points[0]), True
-    return None
-
-
-def _check_model(model) -> None:
-    if not isinstance(model, Model):
-        raise DiscretizeError(
-            f"`discretize` needs a symml `Model`; got {type(model).__name__}."
-        )
-    if not isinstance(model, PDEModel):
-        raise DiscretizeError(
-            f"`discretize` needs a PDE model with states (declared with "
-            f"`symml.states(names, t, x, ...)` and `domain=`); this is "
-            f"{model._kind}. "
-            + (
-                "Lower an ODE model with `symml.lower`."
-                if model.states
-                else "Fields are fitted by physics-informed networks, not "
-                "discretised: declare states instead."
-            )
-        )
-
-
-def _check_boundary(model: Model, spatial) -> dict[sp.Symbol, str]:
-    boundary = model.boundary or {}
-    extra = [v for v in boundary if v not in spatial]
-    if extra:
-        raise DiscretizeError(
-            f"`boundary=` names `{extra[0]}`, which is not a spatial variable of "
-            f"the model ({', '.join(f'`{v}`' for v in spatial)})."
-        )
-    missing = [v for v in spatial if v not in boundary]
-    if missing:
-        raise DiscretizeError(
-            f"The model gives no boundary kind for "
-            f"{', '.join(f'`{v}`' for v in missing)}; pass `boundary=` to `Model` "
-            f"({', '.join(map(repr, KINDS))}, or a dict per spatial variable)."
-        )
-    return dict(boundary)
 
 
 def discretize(model: Model, grid: Mapping, *, order: int = 2) -> DiscretizedModel:

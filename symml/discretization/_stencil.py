@@ -8,7 +8,6 @@ Jacobian pattern, so the pattern and the right-hand side cannot disagree.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -19,26 +18,10 @@ import scipy.sparse as ssp
 import sympy as sp
 from jaxtyping import Array, Float
 
+from ..derivatives._fd import central_weights
+
 ORDERS = (2, 4, 6)
 KINDS = ("periodic", "dirichlet", "neumann")
-
-
-def half_width(derivative: int, order: int) -> int:
-    """Points on each side of a central stencil of accuracy `order` for the
-    `derivative`-th derivative (0 for no derivative)."""
-    if derivative == 0:
-        return 0
-    return (derivative + 1) // 2 - 1 + order // 2
-
-
-@functools.cache
-def central_weights(derivative: int, order: int) -> tuple[tuple[int, float], ...]:
-    """`((offset, weight), ...)` of the central stencil for unit spacing, with
-    the zero weights left out (the centre of an odd derivative)."""
-    r = half_width(derivative, order)
-    offsets = list(range(-r, r + 1))
-    weights = sp.finite_diff_weights(derivative, offsets, 0)[derivative][-1]
-    return tuple((k, float(w)) for k, w in zip(offsets, weights, strict=True) if w)
 
 
 def _lagrange(nodes: list[int], x: int) -> list[Fraction]:

@@ -29,6 +29,7 @@ import scipy.sparse as ssp
 import scipy.sparse.linalg as sla
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
+from .._diffrax import ATOL, RTOL, SolveOptions, diffeqsolve, raise_if_failed
 from .._errors import SparsityError
 from ._coloring import _as_pattern, color_columns
 from ._compressed import StaticIndices, seed_matrix
@@ -202,10 +203,10 @@ def solve_stiff(
     args: Any = None,
     solver: dfx.AbstractImplicitSolver | None = None,
     saveat: dfx.SaveAt | None = None,
-    rtol: float = 1e-6,
-    atol: float = 1e-6,
+    rtol: float = RTOL,
+    atol: float = ATOL,
     dt0: float | None = None,
-    max_steps: int | None = 100_000,
+    max_steps: int = 100_000,
 ) -> dfx.Solution:
     """Integrate a stiff ODE with diffrax, solving the stage equations with the
     sparse Jacobian machinery.
@@ -229,7 +230,8 @@ def solve_stiff(
 
     **Returns:**
 
-    The `diffrax.Solution`.
+    The `diffrax.Solution`. A failed solve raises a
+    [`SparsityError`][symml.SparsityError] with diffrax's reason.
     """
     t0, t1 = t_span
     y0 = jnp.asarray(y0)
@@ -245,18 +247,21 @@ def solve_stiff(
             f"`linear_solver`, got {type(solver).__name__}; use e.g. "
             "`diffrax.Kvaerno5()`."
         )
-    solver = eqx.tree_at(
-        lambda s: s.root_finder.linear_solver, solver, SparseLU(pattern)
-    )
-    return dfx.diffeqsolve(
-        dfx.ODETerm(rhs),
+    options = SolveOptions(
         solver,
-        t0,
-        t1,
-        dt0,
-        y0,
-        args=args,
-        saveat=saveat if saveat is not None else dfx.SaveAt(t1=True),
-        stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol),
-        max_steps=max_steps,
+        rtol,
+        atol,
+        max_steps,
+        dfx.RecursiveCheckpointAdjoint(),
+        SparseLU(pattern),
     )
+    solution = diffeqsolve(rhs, options, y0, args, t0=t0, t1=t1, dt0=dt0, saveat=saveat)
+    raise_if_failed(
+        solution,
+        names=tuple(str(i) for i in range(y0.size)),
+        slices=None,
+        options=options,
+        error=SparsityError,
+        what="The stiff solve",
+    )
+    return solution
