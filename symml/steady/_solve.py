@@ -15,7 +15,7 @@ import optimistix as optx
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from .._errors import SteadyStateError, SteadyStateInputError
-from ..lowering import Params
+from ..lowering import AbstractSystem, Params
 from ._guess import SkipGuess
 from ._solvers import (
     AbstractSteadySolver,
@@ -51,28 +51,25 @@ class SteadyState(eqx.Module):
 
 
 def _check_system(system: Any) -> None:
-    if not callable(system) or not hasattr(system, "jacobian_sparsity"):
+    if not isinstance(system, AbstractSystem):
         raise SteadyStateInputError(
-            f"`system` must be a lowered or discretised model (from `symml.lower` "
-            f"or `symml.discretize`), callable as `system(t, u, params)` with a "
-            f"`jacobian_sparsity()`; got {type(system).__name__}."
+            f"`system` must be a lowered system, such as `symml.lower(model)[0]` or "
+            f"`symml.discretize(model, grid)`; got {type(system).__name__}."
         )
 
 
-def _params(system: Any, params: Any) -> Any:
+def _params(system: AbstractSystem, params: Any) -> Any:
     if params is not None:
         return params
-    model = getattr(system, "model", None)
-    if model is not None and (model.unknowns or model.trainable_parameters):
+    if system.needs_params:
         raise SteadyStateInputError(
             "The model has unknown terms or trainable parameters, so `steady_state` "
-            "needs `params=` (e.g. `symml.init_params(model, key=jax.random."
-            "PRNGKey(0))`)."
+            "needs `params=` (e.g. `system.init_params(key=jax.random.PRNGKey(0))`)."
         )
     return Params({}, {})
 
 
-def flat_guess(system: Any, guess: Any, n: int, inputs: Any = None) -> Array:
+def flat_guess(system: AbstractSystem, guess: Any, n: int, inputs: Any = None) -> Array:
     """The flat initial guess from an array, a `{state: value}` dict or a
     [`SkipGuess`][symml.SkipGuess] evaluated at `inputs`."""
     if isinstance(guess, SkipGuess):
@@ -92,7 +89,7 @@ def flat_guess(system: Any, guess: Any, n: int, inputs: Any = None) -> Array:
             )
         guess = guess(inputs)
     elif isinstance(guess, Mapping):
-        names = tuple(getattr(system, "state_names", ()))
+        names = system.state_names
         values = {str(getattr(k, "func", k)): v for k, v in guess.items()}
         missing = [s for s in names if s not in values]
         extra = [k for k in values if k not in names]
@@ -102,10 +99,7 @@ def flat_guess(system: Any, guess: Any, n: int, inputs: Any = None) -> Array:
                 + (f"missing: {', '.join(missing)}. " if missing else "")
                 + (f"not states: {', '.join(extra)}." if extra else "")
             )
-        if hasattr(system, "flatten"):
-            guess = system.flatten(values)
-        else:
-            guess = jnp.stack([jnp.asarray(values[s]) for s in names])
+        guess = system.flatten(values)
     elif not isinstance(guess, jax.Array | np.ndarray | list | tuple | float | int):
         raise SteadyStateInputError(
             f"`guess` must be an array of the flat state, a `{{state: value}}` dict "
@@ -203,7 +197,7 @@ def _is_traced(tree) -> bool:
 
 
 def steady_state(
-    system: Any,
+    system: AbstractSystem,
     guess: Float[ArrayLike, " n"] | Mapping | SkipGuess,
     params: Params | None = None,
     *,
@@ -223,8 +217,9 @@ def steady_state(
 
     **Arguments:**
 
-    - `system`: a lowered ODE system (`f, params = symml.lower(model, ...)`)
-      or a discretised PDE (`symml.discretize(model, grid)`).
+    - `system`: a lowered system ([`AbstractSystem`][symml.AbstractSystem]):
+      an ODE system (`f, params = symml.lower(model, ...)`) or a discretised
+      PDE (`symml.discretize(model, grid)`).
     - `guess`: the initial guess: a flat state vector, a `{state: value}`
       dict, or a [`SkipGuess`][symml.SkipGuess] (a network of the
       experiment's `inputs` trained to predict the root).
