@@ -20,3 +20,12 @@ def getkey():
         return jr.PRNGKey(next(counter))
 
     return _getkey
+
+
+def pytest_collection_modifyitems(config, items):
+    # A test named `test_..._quick` runs an example's or a benchmark's
+    # `--quick` mode end to end: slow by nature. `pytest -m "not slow"` skips
+    # them (and the tests marked `slow` by hand).
+    for item in items:
+        if item.originalname.endswith("_quick"):
+            item.add_marker(pytest.mark.slow)

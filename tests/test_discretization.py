@@ -314,7 +314,7 @@ def _fisher(kind="dirichlet"):
 
 
 def test_universal_pde_lowers_and_differentiates(getkey):
-    model, rho = _fisher()
+    model, rho = _fisher("periodic")
     ode = discretize(model, {x: 16}, order=4)
     params = init_params(model, key=getkey())
     u0 = ode.initial_state({rho: sp.exp(-30 * (x - 0.5) ** 2)})
@@ -322,13 +322,23 @@ def test_universal_pde_lowers_and_differentiates(getkey):
     rho0 = np.asarray(u0)
     reaction = jax.vmap(net)(jnp.asarray(rho0)[:, None])[:, 0]
     D = float(params.values["D"])
-    diffusion = ode.rhs(0.0, u0, params) - reaction
-    # The rest is linear diffusion: the Jacobian minus the network's diagonal.
-    J = _dense_jacobian(ode, u0, params=params)
-    dreaction = jax.vmap(jax.grad(lambda r: net(r[None])[0]))(jnp.asarray(rho0))
-    laplacian = J - np.diag(dreaction)
-    np.testing.assert_allclose(diffusion, laplacian @ rho0, rtol=1e-8, atol=1e-8)
+    # The rest is D times the fourth-order periodic Laplacian, written out here
+    # with its textbook weights (-1/12, 4/3, -5/2, 4/3, -1/12) / h^2.
+    h = 1 / 16
+    lap = (
+        sum(
+            w * np.roll(rho0, -k)
+            for k, w in zip(
+                range(-2, 3), [-1 / 12, 4 / 3, -5 / 2, 4 / 3, -1 / 12], strict=True
+            )
+        )
+        / h**2
+    )
+    np.testing.assert_allclose(
+        ode.rhs(0.0, u0, params) - reaction, D * lap, rtol=1e-10, atol=1e-10
+    )
     assert D > 0
+    J = _dense_jacobian(ode, u0, params=params)
 
     values = ode.unknown_values(0.0, u0, params)
     inputs, outputs = values["N"]

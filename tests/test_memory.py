@@ -41,6 +41,7 @@ def _median_faults(mode: str) -> int:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
+@pytest.mark.slow
 def test_heap_allocator_reuses_scratch():
     default, heap = _median_faults("default"), _median_faults("heap")
     # > 40 MB / 4 KiB > 10,000 faults when a call maps fresh pages (12,500

@@ -30,7 +30,7 @@ def taylor_coefficients(
     """Propagate `x + t v` through `fn` for each direction `v` (rows of `directions`).
 
     `rules` (`{primitive: rule}`) are looked up before
-    [`TAYLOR_RULES`][symml.derivatives.TAYLOR_RULES], for this call only.
+    [`taylor_rules()`][symml.derivatives.taylor_rules], for this call only.
 
     **Returns:**
 
@@ -134,7 +134,7 @@ class Taylor(AbstractScheme):
     direction, but a single summed second-order coefficient.
 
     Primitives are handled by rules in
-    [`TAYLOR_RULES`][symml.derivatives.TAYLOR_RULES]; a missing rule raises a
+    [`taylor_rules()`][symml.derivatives.taylor_rules]; a missing rule raises a
     [`DerivativeError`][symml.DerivativeError] naming the primitive.
     """
 

@@ -13,6 +13,7 @@ from ._params import Params as Params, init_params as init_params
 from ._rules import (
     ELEMENTWISE as ELEMENTWISE,
     RULES as RULES,
+    lowering_rules as lowering_rules,
     register_function as register_function,
     register_rule as register_rule,
 )
