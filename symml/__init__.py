@@ -86,8 +86,6 @@ from .sde import (
     EulerLikelihood as EulerLikelihood,
     ParabolicPDE as ParabolicPDE,
     SDEFitResult as SDEFitResult,
-    fit_bsde as fit_bsde,
-    fit_sde as fit_sde,
     hjb_reference as hjb_reference,
     lower_sde as lower_sde,
     simulate as simulate,

@@ -46,8 +46,8 @@ ALLOWED = {
         "discretization",
         "training",
     },
+    "sde": {"dsl", "nets", "lowering", "training"},
     "discovery": {"dsl"},
-    "sde": {"dsl", "nets", "lowering"},
     "export": {"dsl"},
 }
 

@@ -11,6 +11,7 @@ import sympy as sp
 from sympy.core.function import AppliedUndef
 
 from .._errors import ModelError
+from ._model import Model
 from ._symbols import StateFunction, Trainable
 from ._unknown import UnknownOutput
 
@@ -70,7 +71,31 @@ def _scalar_expr(value, what: str) -> sp.Expr:
     return expr
 
 
-class SDE:
+class _Declared(Model):
+    """A model kind declared by its own arguments rather than by equations:
+    built attribute by attribute in `_declare`, then frozen like every
+    `Model`."""
+
+    def __new__(cls, *args, **kwargs):
+        self = object.__new__(cls)
+        self._declare(*args, **kwargs)
+        object.__setattr__(self, "_frozen", True)
+        return self
+
+    def _declare(self, *args, **kwargs) -> None:
+        raise NotImplementedError
+
+    def __setattr__(self, name, value):
+        # Settable while `_declare` runs, immutable afterwards.
+        if self.__dict__.get("_frozen"):
+            raise ModelError(
+                f"The `{type(self).__name__}` is immutable: `{name}` cannot be set. "
+                f"Build a new one with `symml.{type(self).__name__}(...)`."
+            )
+        object.__setattr__(self, name, value)
+
+
+class SDE(_Declared):
     r"""A system of stochastic differential equations
 
     $$dX_t = \mu(t, X_t)\,dt + \sigma(t, X_t)\,dW_t$$
@@ -112,9 +137,9 @@ class SDE:
     naming the offending term.
     """
 
-    kind = "sde"
+    _kind = "an SDE model"
 
-    def __init__(
+    def _declare(
         self,
         drift,
         diffusion,
@@ -484,14 +509,14 @@ def _indices(matrix: sp.MatrixBase):
     return [(i, j) for i in range(matrix.shape[0]) for j in range(matrix.shape[1])]
 
 
-class ParabolicPDE:
+class ParabolicPDE(_Declared):
     r"""A semilinear parabolic PDE with a terminal condition, in `d` dimensions:
 
     $$u_t + \tfrac12 \operatorname{Tr}(\sigma\sigma^\top \nabla^2 u)
       + \mu \cdot \nabla u + f(t, x, u, \nabla u) = 0, \qquad u(T, x) = g(x),$$
 
     to be solved for $u(0, x_0)$ by the deep BSDE method
-    ([`fit_bsde`][symml.fit_bsde]).
+    (`symml.fit(pde, method=symml.DeepBSDE(...))`).
 
     The declaration does not depend on `d`: `x` and $\nabla u$ are sympy
     `MatrixSymbol`s of shape `(d, 1)`, and every term is written in vector
@@ -528,9 +553,9 @@ class ParabolicPDE:
     ```
     """
 
-    kind = "parabolic"
+    _kind = "a parabolic PDE"
 
-    def __init__(
+    def _declare(
         self,
         u: sp.Symbol,
         variables,
@@ -608,6 +633,13 @@ class ParabolicPDE:
         self.drift = self._check_drift(drift)
         self.diffusion = self._check_diffusion(diffusion)
         self.n_noise = self.dim if self.scalar_diffusion else self.diffusion.shape[1]
+        # What every `Model` has. The solution is what the method learns, so
+        # there are no unknown terms; the terminal condition is `terminal`.
+        self.variables = (t, x)
+        self.unknowns = ()
+        self.conditions = ()
+        self.domain = {t: (0.0, self.horizon)}
+        self.equations = (self.equation,)
 
     # -- validation -------------------------------------------------------------
 

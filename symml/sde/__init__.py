@@ -13,13 +13,15 @@ Runge–Kutta methods, Milstein without commutative noise) is an
 [`SDEError`][symml.SDEError], never a silently wrong path. A
 [`ParabolicPDE`][symml.ParabolicPDE] is lowered in vector notation, whole
 arrays per sympy node, so its cost does not grow with sympy work in the
-dimension. Fits ([`fit_sde`][symml.fit_sde], [`fit_bsde`][symml.fit_bsde])
-are reproducible by seed on one machine and raise
-[`FitError`][symml.FitError] naming the step rather than hand back
-non-finite weights.
+dimension. Both fit methods, [`EulerLikelihood`][symml.EulerLikelihood] for
+an `SDE` with observed paths and [`DeepBSDE`][symml.DeepBSDE] for a
+`ParabolicPDE`, run in the shared loop of [`fit`][symml.fit] (and are its
+defaults for those models): reproducible by seed on one machine, never
+handing back non-finite weights.
 """
 
 from ..dsl._sde import SDE as SDE, ParabolicPDE as ParabolicPDE
+from ..training import register_fit_method as _register
 from ._bsde import (
     BSDEParams as BSDEParams,
     BSDEProblem as BSDEProblem,
@@ -27,13 +29,11 @@ from ._bsde import (
     BSDEStatic as BSDEStatic,
     CompiledParabolicPDE as CompiledParabolicPDE,
     DeepBSDE as DeepBSDE,
-    fit_bsde as fit_bsde,
 )
 from ._fit import (
     EulerLikelihood as EulerLikelihood,
     Increments as Increments,
     SDEFitResult as SDEFitResult,
-    fit_sde as fit_sde,
 )
 from ._lower import CompiledSDE as CompiledSDE, lower_sde as lower_sde
 from ._reference import hjb_reference as hjb_reference
@@ -42,3 +42,8 @@ from ._simulate import (
     SolverSpec as SolverSpec,
     simulate as simulate,
 )
+
+# `fit(sde, paths)` and `fit(pde)` choose these methods by default.
+_register(SDE, object, EulerLikelihood, name="euler_likelihood")
+_register(CompiledSDE, object, EulerLikelihood)
+_register(ParabolicPDE, None, DeepBSDE, name="deep_bsde")

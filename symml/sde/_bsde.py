@@ -12,24 +12,34 @@ forward along simulated paths and minimises $E|Y_N - g(X_N)|^2$; at the
 minimum, $Y_0 = u(0, x_0)$.
 """
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
+import optax
 import sympy as sp
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
-from .._errors import LoweringError, SDEError
+from .._errors import FitError, LoweringError
 from ..dsl._sde import ParabolicPDE
 from ..lowering import Compiler, Env
 from ..nets import make_network
+from ..training import AbstractFitMethod, FitResult
+from ..training._checkpoint import fingerprint
+from ..training._loop import Phase, Problem
+from ..training._method import (
+    non_negative_number,
+    one_of,
+    positive_integer,
+    positive_number,
+    set_field,
+)
 from ._matrix import MATRIX_RULES
-from ._train import train
 
 
 class CompiledParabolicPDE:
@@ -105,55 +115,128 @@ class CompiledParabolicPDE:
 
 
 @dataclass(frozen=True)
-class DeepBSDE:
-    """The deep BSDE method: its discretisation and networks.
+class DeepBSDE(AbstractFitMethod):
+    """The deep BSDE method: its discretisation and networks. The default of
+    [`fit`][symml.fit] for a [`ParabolicPDE`][symml.ParabolicPDE]:
+    `symml.fit(pde, method=symml.DeepBSDE(...), steps=3000)`.
+
+    Every training step draws fresh paths; the Adam phase's step size decays
+    from `learning_rate` to a hundredth of it along a cosine, so that the
+    estimate settles instead of jittering with each batch (the loss is
+    stochastic, so there is no L-BFGS phase).
 
     **Arguments:**
 
     - `time_steps`: the number `N` of Euler steps on `[0, T]`.
     - `batch_size`: paths per training step (fresh ones every step).
-    - `hidden`: hidden widths of the gradient networks (default
+    - `hidden`: hidden widths of the gradient network(s) (default
       `(d + 10, d + 10)`, as in Han, Jentzen & E).
     - `activation`: their activation name.
-    - `networks`: `"per_step"` (one network of `x` per time step, as in the
-      paper) or `"shared"` (one network of `(t, x)`: fewer weights, for large
-      `d`).
+    - `networks`: `"shared"` (the default: one network of `(t, x)` for every
+      step) or `"per_step"` (one network of `x` per step, as in the paper).
+      The gradient is a small signal under the noise of `g(X_T)`: on the
+      100-dimensional HJB equation, per-step networks fed 64 paths a step
+      barely learn it in thousands of steps (the estimate then rests on
+      `E g(X_T)`), while one shared network sees `N` times more samples per
+      weight and learns it.
     - `u0`: the initial guess of `u(0, x0)`; by default the mean of `g(X_T)`
       over `pilot_paths` paths of the forward SDE (exact when `f = 0`).
     - `pilot_paths`: paths simulated once, before training, for `u0` and for
       the mean and spread of `X_t` at each step, which normalise the networks'
       inputs (in place of the paper's batch normalisation, which would make
       the loss depend on the batch).
-    - `dtype`: of the networks and paths (default: JAX's default float).
+    - `final_scale`: multiplies the initial last-layer weights.
     """
 
+    name: ClassVar[str] = "DeepBSDE"
+    default_steps: ClassVar[int] = 3000
+    default_learning_rate: ClassVar[float] = 3e-3
+    default_lbfgs_steps: ClassVar[int] = 0
+
     time_steps: int = 20
-    batch_size: int = 64
+    batch_size: int = 256
     hidden: tuple[int, ...] | None = None
     activation: str = "relu"
-    networks: str = "per_step"
+    networks: str = "shared"
     u0: float | None = None
     pilot_paths: int = 4096
     final_scale: float = 1.0
-    dtype: object = None
 
     def __post_init__(self):
         for name in ("time_steps", "batch_size", "pilot_paths"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise SDEError(f"`{name}` is {value!r}; expected a positive integer.")
-        if self.networks not in ("per_step", "shared"):
-            raise SDEError(
-                f"`networks` is {self.networks!r}; expected 'per_step' or 'shared'."
+            positive_integer(getattr(self, name), name, "DeepBSDE")
+        one_of(self.networks, "networks", "DeepBSDE", ("shared", "per_step"))
+        non_negative_number(self.final_scale, "final_scale", "DeepBSDE")
+        if self.hidden is not None:
+            set_field(self, "hidden", tuple(
+                positive_integer(h, "hidden", "DeepBSDE") for h in self.hidden
+            ))
+
+    def phases(self, steps, learning_rate, lbfgs_steps) -> list[Phase]:
+        if lbfgs_steps:
+            raise FitError(
+                "The deep BSDE loss draws new paths every step, so it has no "
+                "L-BFGS phase; leave out `lbfgs_steps`."
+            )
+        steps = self.default_steps if steps is None else steps
+        rate = self.default_learning_rate if learning_rate is None else learning_rate
+        rate = positive_number(rate, "learning_rate", "DeepBSDE")
+        schedule = optax.cosine_decay_schedule(rate, max(int(steps), 1), alpha=1e-2)
+        return [Phase("adam", optax.adam(schedule), steps)]
+
+    def prepare(self, target, data, *, seed: int, dtype, init) -> Problem:
+        if not isinstance(target, ParabolicPDE):
+            raise FitError(
+                f"`DeepBSDE` solves a `symml.ParabolicPDE`; got "
+                f"{type(target).__name__}."
+            )
+        if data is not None:
+            raise FitError(
+                "The deep BSDE method learns from simulated paths of the forward "
+                "SDE, not from data; leave out `data`."
+            )
+        problem = self.problem(target, key=jr.PRNGKey(seed), dtype=dtype)
+        trainable = init.params if init is not None else problem.trainable
+        base = problem.static.key
+        estimates: list[float] = []
+
+        def between(phase, step, trainable, static):
+            # Fresh paths for every step; u(0, x0) recorded as training goes.
+            estimates.append(float(trainable.u0))
+            return eqx.tree_at(lambda s: s.key, static, jr.fold_in(base, step))
+
+        def result(params, history, static) -> "BSDEResult":
+            return BSDEResult(
+                model=target,
+                params=params,
+                history=history,
+                wall_time=0.0,
+                method=self,
+                seed=seed,
+                estimates=np.asarray(estimates),
+                system=problem.system,
             )
 
-    def prepare(self, pde: ParabolicPDE, *, key: PRNGKeyArray) -> "BSDEProblem":
-        """The loss, its initial trainable values and its static data.
+        return Problem(
+            loss=problem.loss_fn,
+            trainable=trainable,
+            static=problem.static,
+            result=result,
+            between=between,
+            period=1,
+            fingerprint=fingerprint(
+                "DeepBSDE", target, self, seed, np.dtype(dtype).name
+            ),
+        )
+
+    def problem(self, pde: ParabolicPDE, *, key: PRNGKeyArray, dtype=None):
+        """The loss, its initial trainable values and its static data, for
+        use outside [`fit`][symml.fit] (e.g. to time the loss).
 
         **Returns:** a [`BSDEProblem`][symml.sde.BSDEProblem].
         """
         system = CompiledParabolicPDE(pde)
-        dtype = jnp.zeros(()).dtype if self.dtype is None else jnp.dtype(self.dtype)
+        dtype = jnp.zeros(()).dtype if dtype is None else jnp.dtype(dtype)
         d, n = system.dim, self.time_steps
         times = jnp.linspace(0.0, pde.horizon, n + 1, dtype=dtype)
         x0 = jnp.asarray(pde.x0, dtype)
@@ -331,85 +414,27 @@ def _rollout(system, params: BSDEParams, static: BSDEStatic, batch: int, shared:
     return y_end, jax.vmap(system.terminal)(x_end)
 
 
-@dataclass(frozen=True)
-class BSDEResult:
-    """The result of a deep BSDE fit.
+@dataclass(frozen=True, eq=False)
+class BSDEResult(FitResult):
+    """The result of a deep BSDE fit: see [`FitResult`][symml.FitResult] for
+    the common attributes (`model` is the `ParabolicPDE`, `params` the
+    trained [`BSDEParams`][symml.sde.BSDEParams], `history["adam"]` the loss
+    per step).
 
     **Attributes:**
 
     - `estimate`: the learned `u(0, x0)`.
-    - `history`: `{"loss": ..., "estimate": ...}` per training step.
-    - `params`: the trained [`BSDEParams`][symml.sde.BSDEParams].
-    - `pde`, `method`, `wall_time` (seconds, compilation included).
+    - `estimates`: `u(0, x0)` before each training step of this run.
+    - `system`: the lowered [`CompiledParabolicPDE`][symml.sde.CompiledParabolicPDE].
     """
 
-    estimate: float
-    history: dict[str, np.ndarray]
-    params: BSDEParams = field(repr=False)
-    pde: ParabolicPDE = field(repr=False)
-    method: DeepBSDE
-    wall_time: float
+    estimates: np.ndarray = field(default=None, repr=False)
+    system: CompiledParabolicPDE = field(default=None, repr=False)
 
     @property
-    def final_loss(self) -> float:
-        return float(self.history["loss"][-1])
+    def estimate(self) -> float:
+        return float(self.params.u0)
 
-
-def fit_bsde(
-    pde: ParabolicPDE,
-    method: DeepBSDE | None = None,
-    *,
-    steps: int = 4000,
-    learning_rate=None,
-    seed: int = 0,
-    chunk: int = 100,
-    callback: Callable | None = None,
-) -> BSDEResult:
-    """Solve a [`ParabolicPDE`][symml.ParabolicPDE] for `u(0, x0)` by the
-    deep BSDE method.
-
-    **Arguments:**
-
-    - `pde`: the PDE.
-    - `method`: a [`DeepBSDE`][symml.DeepBSDE] (default: `DeepBSDE()`).
-    - `steps`: Adam steps, each on a fresh batch of paths.
-    - `learning_rate`: a number or an optax schedule (default: cosine decay
-      from 1e-2 to 1e-4 over `steps`).
-    - `seed`: seeds the networks and the paths; the same seed gives the same
-      result on the same machine.
-    - `chunk`: steps run in one compiled loop between checks on the host.
-    - `callback`: called as `callback(step, loss, estimate)` after each chunk.
-
-    **Returns:** a [`BSDEResult`][symml.BSDEResult].
-
-    **Raises:** [`FitError`][symml.FitError] if the loss goes non-finite,
-    naming the step.
-    """
-    start = time.perf_counter()
-    method = DeepBSDE() if method is None else method
-    if not isinstance(method, DeepBSDE):
-        raise SDEError(f"`method` is {method!r}; expected a `symml.DeepBSDE`.")
-    if not isinstance(steps, int) or steps < 1:
-        raise SDEError(f"`steps` is {steps!r}; expected a positive integer.")
-    chunk = max(1, min(int(chunk), steps))
-    problem = method.prepare(pde, key=jr.PRNGKey(seed))
-    params, history = train(
-        problem.loss_fn,
-        problem.trainable,
-        problem.static,
-        steps=steps,
-        learning_rate=learning_rate,
-        chunk=chunk,
-        watch=lambda p: p.u0,
-        callback=callback,
-        what="deep BSDE loss",
-    )
-    history = {"loss": history["loss"], "estimate": history["watch"]}
-    return BSDEResult(
-        estimate=float(params.u0),
-        history=history,
-        params=params,
-        pde=pde,
-        method=method,
-        wall_time=time.perf_counter() - start,
-    )
+    def unknown_samples(self, n: int = 200) -> dict:
+        """`{}`: the PDE has no unknown terms (the solution itself is learned)."""
+        return {}

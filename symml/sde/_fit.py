@@ -19,7 +19,9 @@ per increment, and every observed state is a sample of the drift, so the
 network learns the unknown term over the whole region the paths visit, which
 is what discovery needs. A known diffusion weights each increment by its noise
 level; an unknown term or trainable parameter in the diffusion is learned
-through the log-determinant.
+through the log-determinant. (With general noise, $\sigma\sigma^\top$ must be
+invertible: at least as many Brownian motions as states, acting on all of
+them.)
 
 Moment matching (fitting ensemble means and variances over time) was the
 alternative: it needs an SDE or moment solve inside every step and constrains a
@@ -32,23 +34,25 @@ $\sigma\sqrt{\Delta t}$ (it adds variance to every increment and correlates
 neighbouring ones).
 """
 
-import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-import sympy as sp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._errors import DataError, SDEError
+from .._errors import DataError, FitError
 from ..dsl import Data
 from ..dsl._sde import SDE
-from ..lowering import Params, init_params
+from ..lowering import Params
+from ..training import AbstractFitMethod, FitResult
+from ..training._checkpoint import fingerprint
+from ..training._loop import Phase, Problem, adam, lbfgs
+from ..training._method import non_negative_number, positive_integer, set_field
 from ._lower import CompiledSDE
-from ._train import train
 
 
 class Increments(eqx.Module):
@@ -78,7 +82,17 @@ def _as_paths(data, state_names) -> list[tuple[np.ndarray, np.ndarray]]:
                 f"Entry {i} of `data` is {type(d).__name__}; expected a `symml.Data` "
                 "(one per path)."
             )
-        d.check_against(state_names, {n: () for n in state_names})
+        for name, values in d.values.items():
+            if name not in state_names:
+                raise DataError(
+                    f"The data observe `{name}`, which is not a state of the model; "
+                    f"its states are {', '.join(state_names)}."
+                )
+            if values.shape[1:] != ():
+                raise DataError(
+                    f"Each observation of `{name}` in path {i} has shape "
+                    f"{values.shape[1:]}; the states of an SDE are scalars."
+                )
         missing = [n for n in state_names if n not in d.values]
         if missing:
             raise DataError(
@@ -89,37 +103,86 @@ def _as_paths(data, state_names) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def _nll(system: CompiledSDE, params: Params, t, x, dx, dt):
+    """The negative log-likelihood of one increment (without the constant)."""
+    mu = system(t, x, params)
+    r = dx - mu * dt
+    if system.noise == "diagonal":
+        s2 = jnp.diagonal(system.diffusion(t, x, params)) ** 2 * dt
+        return 0.5 * jnp.sum(r * r / s2 + jnp.log(s2))
+    sigma = system.diffusion(t, x, params)
+    chol = jnp.linalg.cholesky(sigma @ sigma.T * dt)
+    z = jax.scipy.linalg.solve_triangular(chol, r, lower=True)
+    return 0.5 * jnp.sum(z * z) + jnp.sum(jnp.log(jnp.diagonal(chol)))
+
+
 @dataclass(frozen=True)
-class EulerLikelihood:
-    """Fit an [`SDE`][symml.SDE] by the Euler likelihood of observed
-    increments (see the module's docstring for why).
+class EulerLikelihood(AbstractFitMethod):
+    """Fit an [`SDE`][symml.SDE] to observed paths by the Euler likelihood of
+    their increments (see `symml.sde._fit` for why this loss): the default of
+    [`fit`][symml.fit] for an `SDE` with data.
 
     **Arguments:**
 
-    - `batch_size`: increments per training step, drawn afresh each step
-      (`None`: all of them every step).
+    - `batch_size`: increments per Adam step, drawn afresh every step; `None`
+      (the default) uses all of them, which makes the loss deterministic so
+      that an L-BFGS phase can follow.
     - `final_scale`: multiplies the initial last-layer weights of the unknown
       terms' networks, so that they start near zero.
     """
 
-    batch_size: int | None = 8192
+    name: ClassVar[str] = "EulerLikelihood"
+    default_steps: ClassVar[int] = 2000
+    default_learning_rate: ClassVar[float] = 3e-3
+    default_lbfgs_steps: ClassVar[int] = 200
+    batch_size: int | None = None
     final_scale: float = 0.1
 
-    def prepare(self, model: SDE, data, *, key: PRNGKeyArray, dtype=None):
-        """The loss, its initial trainable values and its static data.
+    def __post_init__(self):
+        owner = "EulerLikelihood"
+        set_field(
+            self,
+            "batch_size",
+            positive_integer(self.batch_size, "batch_size", owner, allow_none=True),
+        )
+        set_field(
+            self,
+            "final_scale",
+            non_negative_number(self.final_scale, "final_scale", owner),
+        )
 
-        **Returns:** `(loss_fn, params, increments, system)`.
-        """
-        if not isinstance(model, SDE):
-            raise SDEError(f"`fit_sde` fits a `symml.SDE`; got {type(model).__name__}.")
-        system = CompiledSDE(model)
-        dtype = jnp.zeros(()).dtype if dtype is None else jnp.dtype(dtype)
+    def phases(self, steps, learning_rate, lbfgs_steps) -> list[Phase]:
+        if self.batch_size is None:
+            return super().phases(steps, learning_rate, lbfgs_steps)
+        if lbfgs_steps:
+            raise FitError(
+                "`lbfgs_steps` needs a deterministic loss; with minibatches "
+                "(`EulerLikelihood(batch_size=...)`) fit with Adam only."
+            )
+        return [
+            adam(
+                self.default_steps if steps is None else steps,
+                self.default_learning_rate if learning_rate is None else learning_rate,
+                clip=self.clip,
+            ),
+            lbfgs(0),
+        ]
+
+    def prepare(self, target, data, *, seed: int, dtype, init) -> Problem:
+        if isinstance(target, CompiledSDE):
+            system, model = target, target.model
+        elif isinstance(target, SDE):
+            system, model = CompiledSDE(target), target
+        else:
+            raise FitError(
+                f"`EulerLikelihood` fits a `symml.SDE`; got {type(target).__name__}."
+            )
         paths = _as_paths(data, model.state_names)
         ts = np.concatenate([t[:-1] for t, _ in paths])
         xs = np.concatenate([x[:-1] for _, x in paths])
         dxs = np.concatenate([np.diff(x, axis=0) for _, x in paths])
         dts = np.concatenate([np.diff(t) for t, _ in paths])
-        k_net, k_data = jr.split(key)
+        k_net, k_data = jr.split(jr.PRNGKey(seed))
         static = Increments(
             t=jnp.asarray(ts, dtype),
             x=jnp.asarray(xs, dtype),
@@ -127,148 +190,95 @@ class EulerLikelihood:
             dt=jnp.asarray(dts, dtype),
             key=k_data,
         )
-        params = init_params(
-            model, key=k_net, dtype=dtype, final_scale=self.final_scale
+        params = (
+            init.params
+            if init is not None
+            else system.init_params(
+                key=k_net, dtype=dtype, final_scale=self.final_scale
+            )
         )
         batch = self.batch_size
         if batch is not None and batch >= ts.size:
             batch = None
-        diagonal = model.noise == "diagonal"
 
-        def nll(params: Params, t, x, dx, dt):
-            mu = system(t, x, params)
-            r = dx - mu * dt
-            if diagonal:
-                s2 = jnp.diagonal(system.diffusion(t, x, params)) ** 2 * dt
-                return 0.5 * jnp.sum(r * r / s2 + jnp.log(s2))
-            sigma = system.diffusion(t, x, params)
-            cov = sigma @ sigma.T * dt
-            chol = jnp.linalg.cholesky(cov)
-            z = jax.scipy.linalg.solve_triangular(chol, r, lower=True)
-            return 0.5 * jnp.sum(z * z) + jnp.sum(jnp.log(jnp.diagonal(chol)))
+        def loss(params: Params, static: Increments):
+            t, x, dx, dt = static.t, static.x, static.dx, static.dt
+            if batch is not None:
+                idx = jr.randint(static.key, (batch,), 0, t.shape[0])
+                t, x, dx, dt = t[idx], x[idx], dx[idx], dt[idx]
+            nll = jax.vmap(_nll, in_axes=(None, None, 0, 0, 0, 0))
+            value = jnp.mean(nll(system, params, t, x, dx, dt))
+            return value, {"likelihood": value}
 
-        def loss_fn(params: Params, static: Increments):
-            if batch is None:
-                t, x, dx, dt = static.t, static.x, static.dx, static.dt
-            else:
-                idx = jr.randint(static.key, (batch,), 0, static.t.shape[0])
-                t, x, dx, dt = (
-                    static.t[idx],
-                    static.x[idx],
-                    static.dx[idx],
-                    static.dt[idx],
-                )
-            loss = jnp.mean(
-                jax.vmap(nll, in_axes=(None, 0, 0, 0, 0))(params, t, x, dx, dt)
+        def between(phase, step, trainable, static):
+            # A new minibatch for every step.
+            return eqx.tree_at(lambda s: s.key, static, jr.fold_in(k_data, step))
+
+        def result(params, history, static) -> "SDEFitResult":
+            return SDEFitResult(
+                model=model,
+                params=params,
+                history=history,
+                wall_time=0.0,
+                method=self,
+                seed=seed,
+                system=system,
+                states=np.asarray(static.x),
+                times=np.asarray(static.t),
             )
-            return loss, {"likelihood": loss}
 
-        return loss_fn, params, static, system
+        return Problem(
+            loss=loss,
+            trainable=params,
+            static=static,
+            result=result,
+            between=between if batch is not None else None,
+            period=1 if batch is not None else None,
+            fingerprint=fingerprint(
+                "EulerLikelihood",
+                model,
+                self,
+                seed,
+                np.dtype(dtype).name,
+                xs,
+                dxs,
+                dts,
+            ),
+        )
 
 
-@dataclass(frozen=True)
-class SDEFitResult:
-    """A fitted SDE.
+@dataclass(frozen=True, eq=False)
+class SDEFitResult(FitResult):
+    """A fitted SDE: see [`FitResult`][symml.FitResult] for the common
+    attributes (`history` is `{"adam": ..., "lbfgs": ...}` of the negative
+    log-likelihood per increment).
 
-    **Attributes:**
-
-    - `model`: the fitted [`SDE`][symml.SDE].
-    - `system`: its [`CompiledSDE`][symml.CompiledSDE].
-    - `params`: the trained [`Params`][symml.Params].
-    - `history`: `{"likelihood": loss per step}`.
-    - `wall_time`: seconds spent fitting (compilation included).
+    **Attributes:** `system` (the [`CompiledSDE`][symml.CompiledSDE]),
+    `states` and `times` (the observed states the increments start from).
     """
 
-    model: SDE
-    system: CompiledSDE = field(repr=False)
-    params: Params = field(repr=False)
-    history: dict[str, np.ndarray]
-    wall_time: float
-    _states: np.ndarray = field(repr=False)
-    _times: np.ndarray = field(repr=False)
-
-    @property
-    def final_loss(self) -> float:
-        return float(self.history["likelihood"][-1])
-
-    def parameter_values(self) -> dict[sp.Symbol, float]:
-        """`{symbol: trained value}` of the SDE's trainable parameters."""
-        return {
-            p: float(self.params.values[str(p)])
-            for p in self.model.trainable_parameters
-        }
+    system: CompiledSDE = None
+    states: np.ndarray = field(default=None, repr=False)
+    times: np.ndarray = field(default=None, repr=False)
 
     def unknown_samples(
         self, n: int = 2000, *, seed: int = 0
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """`{name: (X, Y)}`: each unknown's network inputs `X` and outputs `Y` at
-        `n` observed states drawn without replacement (all if fewer), the
+        `n` observed states drawn without replacement (all if fewer): the
         region the data cover."""
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 2:
+            raise FitError(f"`n` must be an integer >= 2; got {n!r}.")
         rng = np.random.default_rng(seed)
-        k = self._times.size
-        idx = np.sort(rng.choice(k, size=min(n, k), replace=False))
-        t = jnp.asarray(self._times[idx])
-        x = jnp.asarray(self._states[idx])
+        k = self.times.size
+        idx = np.sort(rng.choice(k, size=min(int(n), k), replace=False))
         values = jax.jit(jax.vmap(self.system.unknown_values, in_axes=(0, 0, None)))(
-            t, x, self.params
+            jnp.asarray(self.times[idx]), jnp.asarray(self.states[idx]), self.params
         )
-        return {name: (np.asarray(a), np.asarray(b)) for name, (a, b) in values.items()}
-
-
-def fit_sde(
-    model: SDE,
-    data,
-    method: EulerLikelihood | None = None,
-    *,
-    steps: int = 2000,
-    learning_rate=None,
-    seed: int = 0,
-    chunk: int = 100,
-    dtype=None,
-    callback=None,
-) -> SDEFitResult:
-    """Fit the unknown terms and trainable parameters of an
-    [`SDE`][symml.SDE] to observed paths.
-
-    **Arguments:**
-
-    - `model`: the SDE.
-    - `data`: a list of [`Data`][symml.Data], one per path, every state
-      observed at every time (times may differ between paths).
-    - `method`: an [`EulerLikelihood`][symml.EulerLikelihood] (the default).
-    - `steps`: Adam steps; `learning_rate` a number or optax schedule
-      (default: cosine decay from 1e-2 to 1e-4).
-    - `seed`: seeds the networks and the minibatches.
-    - `chunk`: steps per compiled call; `callback(step, loss, _)` after each.
-
-    **Returns:** an [`SDEFitResult`][symml.SDEFitResult], which
-    [`discover`][symml.discover] takes as it is.
-    """
-    start = time.perf_counter()
-    method = EulerLikelihood() if method is None else method
-    if not isinstance(method, EulerLikelihood):
-        raise SDEError(f"`method` is {method!r}; expected a `symml.EulerLikelihood`.")
-    if not isinstance(steps, int) or steps < 1:
-        raise SDEError(f"`steps` is {steps!r}; expected a positive integer.")
-    loss_fn, params, static, system = method.prepare(
-        model, data, key=jr.PRNGKey(seed), dtype=dtype
-    )
-    params, history = train(
-        loss_fn,
-        params,
-        static,
-        steps=steps,
-        learning_rate=learning_rate,
-        chunk=chunk,
-        callback=callback,
-        what="likelihood of the increments",
-    )
-    return SDEFitResult(
-        model=model,
-        system=system,
-        params=params,
-        history={"likelihood": history["loss"]},
-        wall_time=time.perf_counter() - start,
-        _states=np.asarray(static.x),
-        _times=np.asarray(static.t),
-    )
+        return {
+            name: (
+                np.asarray(a).reshape(-1, a.shape[-1]),
+                np.asarray(b).reshape(-1, b.shape[-1]),
+            )
+            for name, (a, b) in values.items()
+        }

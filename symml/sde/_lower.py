@@ -4,43 +4,49 @@ import diffrax as dfx
 import jax.numpy as jnp
 import jax.random as jr
 import lineax as lx
+import scipy.sparse as ssp
 import sympy as sp
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
+from sympy.core.function import AppliedUndef
 
-from .._errors import LoweringError
+from .._errors import LoweringError, SDEError
+from ..dsl import UnknownOutput
 from ..dsl._sde import SDE
-from ..lowering import Compiler, Env, Params, compile_exprs, init_params
+from ..lowering import AbstractSystem, Compiler, Env, Params, compile_exprs
 
 
 def _stack(values, dtype) -> Array:
     return jnp.stack([jnp.broadcast_to(jnp.asarray(v, dtype), ()) for v in values])
 
 
-class CompiledSDE:
+class CompiledSDE(AbstractSystem):
     """The drift `f(t, u, params) -> (n,)` and the diffusion
-    `g(t, u, params) -> (n, m)` of an [`SDE`][symml.SDE].
+    `g(t, u, params) -> (n, m)` of an [`SDE`][symml.SDE], as an
+    [`AbstractSystem`][symml.AbstractSystem] whose function is the drift.
 
     Pure: safe under `jit`, `vmap` and `grad` (with respect to `t`, `u` and
     `params`, network weights included). Calling the object gives the drift,
-    in diffrax's vector field signature, so `diffrax.ODETerm(f)` works as it
-    is; [`terms`][symml.CompiledSDE.terms] builds the drift and diffusion
-    terms diffrax's SDE solvers take.
+    in diffrax's vector field signature; [`terms`][symml.CompiledSDE.terms]
+    builds the drift and diffusion terms diffrax's SDE solvers take, and
+    [`simulate`][symml.simulate] draws paths.
 
     **Attributes:** `model` (the `SDE`), `state_names` (the order of `u`), `n`,
     `n_noise`, `noise`, `scheme`.
     """
+
+    _error = SDEError
 
     def __init__(self, model: SDE, scheme=None, rules=None):
         if not isinstance(model, SDE):
             raise LoweringError(
                 f"`lower_sde` compiles a `symml.SDE`; got {type(model).__name__}."
             )
-        self.model = model
-        self.state_names = model.state_names
-        self.n = len(model.states)
+        self._model = model
+        self._state_names = model.state_names
         self.n_noise = model.n_noise
         self.noise = model.noise
         self.scheme = scheme
+        self._rules_id = None if rules is None else id(rules)
         self._time = model.independent
         self._states = [sp.Dummy(n) for n in model.state_names]
         self._trainable = list(model.trainable_parameters)
@@ -59,10 +65,11 @@ class CompiledSDE:
             c: compile_exprs(e, compiler) for c, e in self._drift_exprs.items()
         }
         sigma = model.diffusion
+        n = len(model.states)
         if model.noise == "diagonal":
-            entries = [sigma[i, i] for i in range(self.n)]
+            entries = [sigma[i, i] for i in range(n)]
         else:
-            entries = [sigma[i, j] for i in range(self.n) for j in range(self.n_noise)]
+            entries = [sigma[i, j] for i in range(n) for j in range(self.n_noise)]
         self._diffusion = compile_exprs(
             [e.xreplace(self._subs) for e in entries], compiler
         )
@@ -74,59 +81,40 @@ class CompiledSDE:
 
     # -- the abstract system interface ------------------------------------------
 
+    @property
+    def model(self) -> SDE:
+        return self._model
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return self._state_names
+
     def state_shape(self, name: str) -> tuple[int, ...]:
-        """The shape of one state (`()`: every state of an SDE is a scalar)."""
-        self.state_slice(name)
+        """`()`: every state of an SDE is a scalar."""
+        self._name(name)
         return ()
 
-    def state_slice(self, name: str) -> slice:
-        """Where the state `name` sits in the flat state vector."""
+    def _initial_value(self, name: str, value, dtype) -> Array:
         try:
-            i = self.state_names.index(name)
-        except ValueError:
-            raise LoweringError(
-                f"The SDE has no state {name!r}; its states are "
-                f"{list(self.state_names)}."
+            number = float(sp.sympify(value).xreplace(self._model.fixed_parameters))
+        except (TypeError, ValueError, sp.SympifyError):
+            raise SDEError(
+                f"The initial value of `{name}` must be a number; got {value!r}."
             ) from None
-        return slice(i, i + 1)
+        return jnp.asarray(number, dtype)
 
-    def flatten(self, values) -> Float[Array, " n"]:
-        """`{state name or state: value}` → the flat state vector."""
-        names = {
-            (k if isinstance(k, str) else k.func.__name__): v for k, v in values.items()
-        }
-        missing = [n for n in self.state_names if n not in names]
-        if missing:
-            raise LoweringError(
-                f"No value given for the state(s) {missing}; give one per state."
-            )
-        return jnp.stack([jnp.asarray(names[n]) for n in self.state_names])
-
-    def unflatten(self, u: Float[Array, "... n"]) -> dict[str, Array]:
-        """The flat state vector (or a batch of them) → `{state name: value}`."""
-        return {n: u[..., i] for i, n in enumerate(self.state_names)}
-
-    def initial_state(self, values=None) -> Float[Array, " n"]:
-        """The flat state vector from `{state: value}` (zeros if `None`)."""
-        if values is None:
-            return jnp.zeros((self.n,))
-        return self.flatten(values)
-
-    def init_params(self, *, key: PRNGKeyArray, dtype=None) -> Params:
-        """Initial [`Params`][symml.Params]: trainable values and networks."""
-        return init_params(self.model, key=key, dtype=dtype)
+    def _default_initial_values(self) -> dict:
+        return {}
 
     def jacobian_sparsity(self):
         """The `(n, n)` boolean pattern of `d drift / d u`, from the symbolic
         structure (network terms depend on their declared inputs)."""
-        import scipy.sparse as ssp
-
-        inputs = {u.name: u for u in self.model.unknowns}
+        inputs = {u.name: u for u in self._model.unknowns}
         rows, cols = [], []
-        for i, expr in enumerate(self._drift_exprs[self.model.calculus]):
+        for i, expr in enumerate(self._drift_exprs[self._model.calculus]):
             used = set(expr.free_symbols)
-            for f in expr.atoms(sp.core.function.AppliedUndef):
-                if hasattr(f, "unknown"):
+            for f in expr.atoms(AppliedUndef):
+                if isinstance(f, UnknownOutput):
                     for inp in inputs[f.unknown.name].inputs:
                         used |= inp.xreplace(self._subs).free_symbols
             for j, s in enumerate(self._states):
@@ -139,7 +127,14 @@ class CompiledSDE:
 
     # -- evaluation ---------------------------------------------------------------
 
-    def _env(self, t, u, params: Params) -> Env:
+    def _env(self, t, u, params: Params | None) -> Env:
+        if params is None:
+            if self.needs_params:
+                raise SDEError(
+                    "The SDE has unknown terms or trainable parameters; pass "
+                    "`params` (e.g. from `lower_sde` or a fit result)."
+                )
+            params = Params({}, {})
         values = {self._time: t}
         values.update({s: u[i] for i, s in enumerate(self._states)})
         values.update({p: params.values[str(p)] for p in self._trainable})
@@ -155,9 +150,10 @@ class CompiledSDE:
         return _stack([r(env) for r in self._drift[calculus]], u.dtype)
 
     def __call__(
-        self, t: Scalar, u: Float[Array, " n"], params: Params
+        self, t: Scalar, u: Float[Array, " n"], params: Params | None = None
     ) -> Float[Array, " n"]:
-        return self.drift(t, u, params, self.model.calculus)
+        """The drift, in the SDE's own calculus."""
+        return self.drift(t, u, params, self._model.calculus)
 
     def diffusion(
         self, t: Scalar, u: Float[Array, " n"], params: Params
@@ -192,15 +188,28 @@ class CompiledSDE:
 
     def unknown_values(
         self, t: Scalar, u: Float[Array, " n"], params: Params
-    ) -> dict[str, tuple[Float[Array, " k"], Float[Array, " m"]]]:
-        """`{name: (inputs, outputs)}` of every unknown term at one state."""
+    ) -> dict[str, tuple[Float[Array, "1 k"], Float[Array, "1 m"]]]:
+        """`{name: (inputs (1, k), outputs (1, m))}` of every unknown term at
+        one state: what its network sees and returns."""
         u = jnp.asarray(u)
         env = self._env(t, u, params)
         out = {}
         for name, inputs in self._inputs.items():
             x = _stack([i(env) for i in inputs], u.dtype)
-            out[name] = (x, params.networks[name](x))
+            out[name] = (x[None], params.networks[name](x)[None])
         return out
+
+    # Two lowerings of the same `SDE` with the same options compute the same
+    # functions: equal and hashed alike, they share jit caches (`simulate`
+    # called twice on an `SDE` compiles once).
+    def _identity(self):
+        return (id(self.model), self.scheme, self._rules_id)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, CompiledSDE) and self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
 
     def __repr__(self) -> str:
         return (

@@ -243,11 +243,11 @@ def simulate(
         if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
             dtype = jnp.zeros(()).dtype
     y0s = _initial_states(y0, system, int(paths), dtype)
-    # Rounded up to a power of two, and `dt`, `tol` passed as arrays, so that
-    # simulations at several step sizes share one compilation.
-    max_steps = 2 ** int(
-        math.ceil(math.log2(math.ceil((ts_np[-1] - ts_np[0]) / dt) + 2))
-    )
+    # At least 4096 and a power of two, with `dt` and `tol` passed as arrays,
+    # so that simulations at several step sizes share one compilation (the
+    # bound costs nothing at run time: the solve stops at `ts[-1]`).
+    needed = math.ceil((ts_np[-1] - ts_np[0]) / dt) + 2
+    max_steps = max(4096, 2 ** math.ceil(math.log2(needed)))
     keys = jax.vmap(lambda i: jr.fold_in(key, i))(jnp.arange(int(paths)))
     return _solve(
         system,
