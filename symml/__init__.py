@@ -109,13 +109,16 @@ from .steady import (
     steady_state as steady_state,
 )
 from .training import (
+    RAD as RAD,
     AbstractFitMethod as AbstractFitMethod,
+    Causal as Causal,
     Data as Data,
     FitResult as FitResult,
     Penalty as Penalty,
     Phase as Phase,
     PhysicsInformed as PhysicsInformed,
     PINNResult as PINNResult,
+    PointData as PointData,
     SolveInLoop as SolveInLoop,
     UDEResult as UDEResult,
     adam as adam,

@@ -190,8 +190,8 @@ def test_pinn_errors():
         sm.fit(model, method=sm.PhysicsInformed(weights={"boundary": 2.0}))
     with pytest.raises(sm.FitError, match="`points` is an option of the"):
         sm.fit(model, points=8)
-    with pytest.raises(sm.FitError, match="observations of fields are not supported"):
-        sm.fit(model, sm.Data([0.0, 1.0], {"y": [1.0, 0.4]}))
+    with pytest.raises(sm.DataError, match="observes `z`, which is not a field"):
+        sm.fit(model, sm.Data([0.0, 1.0], {"z": [1.0, 0.4]}))
     u = sm.Field("u", [t, x], hidden=[8])
     no_x = sm.Model(
         [sp.Eq(u.diff(t), u.diff(x))],

@@ -6,7 +6,7 @@ subpackage never imports jax. A [`Model`][symml.Model] validates on
 construction, so a lowered or fitted model is always a well-formed one.
 """
 
-from ._data import Data as Data
+from ._data import Data as Data, PointData as PointData
 from ._model import (
     FieldModel as FieldModel,
     Model as Model,

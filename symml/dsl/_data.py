@@ -120,6 +120,16 @@ class Data:
             )
         return cls(t, {n: y[:, i] for i, n in enumerate(names)})
 
+    @classmethod
+    def points(cls, coordinates: Mapping, values: Mapping, *, sigma=None):
+        """Observations at scattered points of a field model's domain (a
+        point cloud): see [`PointData`][symml.PointData].
+
+        `Data.points({t: ts, x: xs}, {u: us})` observes the field `u` at the
+        points `(ts[i], xs[i])`.
+        """
+        return PointData(coordinates, values, sigma=sigma)
+
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(self.values)
@@ -144,3 +154,143 @@ def as_datasets(data) -> list[Data]:
         "`data` must be a `symml.Data` or a list of them (one per trajectory); got "
         f"{type(data).__name__}."
     )
+
+
+# -- point clouds -------------------------------------------------------------
+
+
+def _point_key(key, what: str):
+    """A coordinate or observation key: a sympy expression, or a name."""
+    if isinstance(key, str):
+        if not key.isidentifier():
+            raise DataError(
+                f"{what} are keyed by sympy expressions or by names; got the string "
+                f"{key!r}, which is no name. Use the symbol or field itself."
+            )
+        return key
+    if isinstance(key, sp.Expr):
+        return key
+    raise DataError(
+        f"{what} are keyed by sympy expressions (a variable `t`, a field `u`, an "
+        f"expression such as `u + v` or `u.diff(x)`) or by names; got {key!r}."
+    )
+
+
+def _points_array(value, what: str) -> np.ndarray:
+    array = _real_array(value, what)
+    if array.ndim > 1:
+        raise DataError(
+            f"{what} have shape {array.shape}; expected a 1-D array (one entry per "
+            "point) or a single number for every point."
+        )
+    if not np.all(np.isfinite(array)):
+        bad = ~np.isfinite(np.atleast_1d(array))
+        raise DataError(
+            f"{what} contain {int(bad.sum())} non-finite value(s) (first at point "
+            f"{int(np.argmax(bad))}); remove those points."
+        )
+    return array
+
+
+class PointData:
+    """Observations at scattered points of a field model's domain: values of
+    fields, or of expressions of them (`u + v`, a flux `u.diff(x)` on a
+    boundary), for a physics-informed fit (`symml.fit(field_model, data)`).
+    Build it with `Data.points(...)` or directly.
+
+    **Arguments:**
+
+    - `coordinates`: `{variable: values}`, one entry per independent variable
+      of the model (`{t: ts, x: xs}`); each a 1-D array with one entry per
+      point, or a number shared by every point (`{t: ts, x: 1.0}` on the face
+      `x = 1`).
+    - `values`: `{field or expression: observations}`, each a 1-D array with
+      one entry per point (or a number). Keys are fields (`u`), sympy
+      expressions of fields, variables and parameters, or field names.
+    - `sigma`: the observations' noise standard deviations: a number for all,
+      or `{key: number or 1-D array}` per observed key. An observation's weight
+      is `1/σ²` relative to the other observations of its key; without
+      `sigma` every observation of a key weighs the same.
+
+    Every array must be finite; arrays and numbers broadcast to one length.
+    Which variables and fields the keys name is checked against the model when
+    fitting.
+
+    **Attributes:** `coordinates` (`{key: (n,) array}`), `values` (`{key: (n,)
+    array}`), `sigma` (`{key: (n,) array}`, empty without noise levels), `n`
+    (the number of points).
+    """
+
+    def __init__(self, coordinates: Mapping, values: Mapping, *, sigma=None):
+        for what, mapping in (("coordinates", coordinates), ("values", values)):
+            if not isinstance(mapping, Mapping) or not mapping:
+                raise DataError(
+                    f"`{what}` must be a non-empty mapping; got {mapping!r}. Write "
+                    "e.g. `Data.points({t: ts, x: xs}, {u: us})`."
+                )
+        coords = {}
+        for key, value in coordinates.items():
+            key = _point_key(key, "The coordinates")
+            if not isinstance(key, str | sp.Symbol):
+                raise DataError(
+                    f"The coordinates are keyed by independent variables (Symbols);"
+                    f" got `{key}`."
+                )
+            name = str(key)
+            if name in coords:
+                raise DataError(
+                    f"The variable `{name}` is given twice in `coordinates`."
+                )
+            coords[name] = _points_array(value, f"The coordinates of `{name}`")
+        observed = {}
+        for key, value in values.items():
+            key = _point_key(key, "The observations")
+            if key in observed:
+                raise DataError(f"`{key}` is observed twice in `values`.")
+            observed[key] = _points_array(value, f"The observations of `{key}`")
+        noise = {}
+        if sigma is not None:
+            if not isinstance(sigma, Mapping):
+                sigma = dict.fromkeys(observed, sigma)
+            for key, value in sigma.items():
+                key = _point_key(key, "`sigma`")
+                if key not in observed:
+                    raise DataError(
+                        f"`sigma` gives a noise level for `{key}`, which is not "
+                        f"observed; the observed keys are "
+                        f"{', '.join(f'`{k}`' for k in observed)}."
+                    )
+                array = _points_array(value, f"`sigma` of `{key}`")
+                if np.any(array <= 0):
+                    raise DataError(
+                        f"`sigma` of `{key}` must be positive (a standard "
+                        f"deviation); its smallest value is {float(np.min(array))}."
+                    )
+                noise[key] = array
+        arrays = [*coords.values(), *observed.values(), *noise.values()]
+        lengths = {a.shape[0] for a in arrays if a.ndim == 1}
+        if len(lengths) > 1:
+            shapes = ", ".join(
+                f"`{k}`: {a.shape}"
+                for k, a in [*coords.items(), *observed.items()]
+                if a.ndim == 1
+            )
+            raise DataError(
+                f"The arrays of a point cloud must have one length (one entry per "
+                f"point); got {shapes}."
+            )
+        n = lengths.pop() if lengths else 1
+        if n < 1:
+            raise DataError("A point cloud needs at least one point; got none.")
+        self.coordinates = {
+            k: np.broadcast_to(v, (n,)).copy() for k, v in coords.items()
+        }
+        self.values = {k: np.broadcast_to(v, (n,)).copy() for k, v in observed.items()}
+        self.sigma = {k: np.broadcast_to(v, (n,)).copy() for k, v in noise.items()}
+        self.n = n
+
+    def __repr__(self) -> str:
+        return (
+            f"PointData({self.n} points in ({', '.join(self.coordinates)}), "
+            f"observed={[str(k) for k in self.values]})"
+        )

@@ -81,6 +81,7 @@ class FieldSpec:
     name: str
     hidden: tuple[int, ...]
     activation: Any
+    network: Any = None  # an architecture from `symml.nets`, or None
 
 
 def check_hidden(hidden, owner: str) -> tuple[int, ...]:
@@ -99,6 +100,18 @@ def check_hidden(hidden, owner: str) -> tuple[int, ...]:
                 "map)."
             )
     return tuple(int(w) for w in widths)
+
+
+def check_network(network, owner: str):
+    """`network` if it is an architecture (anything with `build`, such as
+    `symml.nets.ModifiedMLP()`; `dsl` never imports the networks) or None."""
+    if network is None or callable(getattr(network, "build", None)):
+        return network
+    raise ModelError(
+        f"`network` of {owner} must be a network architecture such as "
+        f"`symml.nets.ModifiedMLP()` or `symml.nets.StandardMLP(fourier="
+        f"symml.nets.FourierFeatures())`; got {network!r}."
+    )
 
 
 def check_activation(activation, owner: str):
@@ -122,6 +135,7 @@ def Field(
     *,
     hidden=(64, 64, 64),
     activation: str = "tanh",
+    network=None,
 ) -> sp.Expr:
     """Declare a field: the solution of a PDE (or ODE) represented by a network.
 
@@ -132,6 +146,8 @@ def Field(
     - `hidden`: the hidden layer widths of its network.
     - `activation`: the activation name (`"tanh"` by default; `"relu"` has a
       zero second derivative and cannot learn a model with u_xx).
+    - `network`: the architecture, e.g. `symml.nets.ModifiedMLP(fourier=
+      symml.nets.FourierFeatures(scale=2.0))` (default: a plain MLP).
 
     **Returns:**
 
@@ -142,7 +158,10 @@ def Field(
     variables = _as_variables(variables, "Field")
     owner = f"`Field` {name!r}"
     spec = FieldSpec(
-        name, check_hidden(hidden, owner), check_activation(activation, owner)
+        name,
+        check_hidden(hidden, owner),
+        check_activation(activation, owner),
+        check_network(network, owner),
     )
     return UndefinedFunction(name, bases=(FieldFunction,), spec=spec)(*variables)
 

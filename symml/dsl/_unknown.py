@@ -6,7 +6,7 @@ import sympy as sp
 from sympy.core.function import AppliedUndef, UndefinedFunction
 
 from .._errors import ModelError
-from ._symbols import check_activation, check_hidden
+from ._symbols import check_activation, check_hidden, check_network
 
 
 def _check_range(input_range, n: int, owner: str):
@@ -53,6 +53,8 @@ class Unknown:
     - `activation`: activation name (see `symml.nets.ACTIVATIONS`).
     - `input_range`: optional `(lower, upper)` per input, the range the inputs
       are expected to cover; the network rescales them to about [-1, 1].
+    - `network`: the architecture, e.g. `symml.nets.ModifiedMLP()` (default: a
+      plain MLP).
 
     `U[i]` is the sympy expression for output `i`, `U_i(x, y)`, usable anywhere
     in an equation, including inside derivatives.
@@ -67,6 +69,7 @@ class Unknown:
         hidden=(32, 32),
         activation: str = "tanh",
         input_range=None,
+        network=None,
     ):
         if not isinstance(name, str) or not name.isidentifier():
             raise ModelError(
@@ -90,6 +93,7 @@ class Unknown:
         self.hidden = check_hidden(hidden, owner)
         self.activation = check_activation(activation, owner)
         self.input_range = _check_range(input_range, len(inputs), owner)
+        self.network = check_network(network, owner)
         self.functions = tuple(
             UndefinedFunction(
                 f"{name}_{i}", bases=(UnknownOutput,), unknown=self, index=i

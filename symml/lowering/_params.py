@@ -35,6 +35,7 @@ def _unknown_network(u: Unknown, key, dtype, final_scale):
         dtype=dtype,
         in_range=in_range,
         final_scale=final_scale,
+        network=u.network,
     )
 
 
@@ -116,6 +117,7 @@ def init_params(
             key=k,
             dtype=dtype,
             in_range=_field_range(f.args, model.domain),
+            network=spec.network,
         )
     return Params(values, networks)
 

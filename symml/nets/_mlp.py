@@ -6,7 +6,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._activations import Activation, get_activation
+from ._activations import Activation
 
 
 class MLP(eqx.Module):
@@ -51,32 +51,11 @@ class MLP(eqx.Module):
         return self.weights[-1] @ h + self.biases[-1]
 
 
-def make_network(
-    in_size: int,
-    out_size: int,
-    hidden: tuple[int, ...] | list[int] = (32, 32),
-    activation: str | Activation = "tanh",
-    *,
-    key: PRNGKeyArray,
-    dtype=None,
-    in_range: tuple | None = None,
-    final_scale: float = 1.0,
-) -> MLP:
-    """Build an [`MLP`][symml.nets.MLP] with Glorot-normal weights, zero biases.
-
-    **Arguments:**
-
-    - `in_size`, `out_size`, `hidden`: layer sizes.
-    - `activation`: a registered activation name or an `Activation`.
-    - `key`: a JAX PRNG key.
-    - `dtype`: the parameter dtype (default: JAX's default float).
-    - `in_range`: optional `(lower, upper)` arrays of the inputs' expected range;
-      inputs are rescaled to about [-1, 1].
-    - `final_scale`: multiplies the last layer's initial weights; a small value
-      starts an unknown term near zero, which keeps early ODE solves stable.
-    """
-    dtype = jnp.zeros(()).dtype if dtype is None else dtype
-    sizes = [in_size, *hidden, out_size]
+def glorot_layers(
+    sizes: list[int], key: PRNGKeyArray, dtype, final_scale: float = 1.0
+) -> tuple[list[Array], list[Array]]:
+    """Glorot-normal weights and zero biases for layers of `sizes`; the last
+    layer's weights multiplied by `final_scale`."""
     keys = jr.split(key, len(sizes) - 1)
     weights, biases = [], []
     for i, (k, n_in, n_out) in enumerate(zip(keys, sizes[:-1], sizes[1:], strict=True)):
@@ -86,11 +65,16 @@ def make_network(
             w = final_scale * w
         weights.append(w)
         biases.append(jnp.zeros((n_out,), dtype))
+    return weights, biases
+
+
+def input_scaling(in_size: int, in_range: tuple | None):
+    """`(shift, scale)` tuples mapping `in_range` to about [-1, 1], or
+    `(None, None)` without a range."""
     if in_range is None:
-        shift = scale = None
-    else:
-        lo = np.broadcast_to(np.asarray(in_range[0], float), (in_size,))
-        hi = np.broadcast_to(np.asarray(in_range[1], float), (in_size,))
-        shift = tuple(float(v) for v in (lo + hi) / 2)
-        scale = tuple(float(v) for v in np.where(hi > lo, (hi - lo) / 2, 1.0))
-    return MLP(weights, biases, get_activation(activation), shift, scale)
+        return None, None
+    lo = np.broadcast_to(np.asarray(in_range[0], float), (in_size,))
+    hi = np.broadcast_to(np.asarray(in_range[1], float), (in_size,))
+    shift = tuple(float(v) for v in (lo + hi) / 2)
+    scale = tuple(float(v) for v in np.where(hi > lo, (hi - lo) / 2, 1.0))
+    return shift, scale

@@ -10,11 +10,16 @@ from them bit for bit. It returns a [`FitResult`][symml.FitResult] with the
 loss history and the means to predict.
 """
 
-from ..dsl import Data as Data
+from ..dsl import Data as Data, FieldModel as _FieldModel, PointData as PointData
 from ._fit import fit as fit, register_fit_method as register_fit_method
 from ._loop import Phase as Phase, adam as adam, lbfgs as lbfgs
 from ._method import AbstractFitMethod as AbstractFitMethod
 from ._penalty import Penalty as Penalty
 from ._pinn import PhysicsInformed as PhysicsInformed, PINNResult as PINNResult
+from ._pinn_options import Causal as Causal, RAD as RAD
 from ._result import FitResult as FitResult, UDEResult as UDEResult
 from ._ude import SolveInLoop as SolveInLoop
+
+# A field model is fitted physics-informed with observations of any kind too;
+# `PhysicsInformed` checks them.
+register_fit_method(_FieldModel, object, PhysicsInformed)

@@ -49,3 +49,32 @@ def sample_box(
             f"`sampling={method!r}` is not known; use one of {', '.join(SAMPLERS)}."
         )
     return lo + (hi - lo) * unit
+
+
+def residual_draw(
+    candidates: np.ndarray,
+    residuals: np.ndarray,
+    n: int,
+    *,
+    k: float,
+    c: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """`n` of the `candidates` (rows), drawn without replacement with
+    probability `p ∝ |r|^k / mean(|r|^k) + c` (residual-based adaptive
+    distribution, RAD: Wu, Zhu, Tan, Kartha & Lu 2023). `c` keeps a uniform
+    share, so no region is left without points; `k` sharpens the draw towards
+    large residuals.
+
+    **Returns:** the drawn rows, shape `(n, d)`, in candidate order.
+    """
+    r = np.abs(np.asarray(residuals, dtype=float)) ** k
+    if not np.all(np.isfinite(r)):
+        # A non-finite residual is the loss's to report; sample uniformly.
+        r = np.ones_like(r)
+    mean = r.mean()
+    density = (r / mean if mean > 0 else np.zeros_like(r)) + c
+    if not density.sum() > 0:
+        density = np.ones_like(density)
+    chosen = rng.choice(len(r), size=n, replace=False, p=density / density.sum())
+    return candidates[np.sort(chosen)]
