@@ -117,6 +117,9 @@ class _Choice:
     held_out: np.ndarray | None = None
     # (chosen size, rival size) when another size scores about as well.
     rival: tuple[int, int] | None = None
+    # How often each candidate term was chosen over resamples of the rows, for
+    # criteria that resample (stability selection); None otherwise.
+    frequencies: np.ndarray | None = None
 
 
 class AbstractCriterion(abc.ABC):
@@ -347,7 +350,10 @@ class Stability(AbstractCriterion):
 
     On each resample the selector's search is rerun and `criterion` chooses a
     model; the result keeps the terms that were chosen often enough (so it may
-    lie off the front). Deterministic for a `seed`.
+    lie off the front). Deterministic for a `seed`. How often each candidate
+    term was chosen (its inclusion frequency, as in ensemble SINDy) is kept on
+    the front: see
+    [`Discovery.inclusion_frequencies`][symml.Discovery.inclusion_frequencies].
 
     **Arguments:**
 
@@ -407,7 +413,7 @@ class Stability(AbstractCriterion):
         scores = np.array(
             [np.nan if s is None else float(np.sum(support != s)) for s in path]
         )
-        return _Choice(support, scores)
+        return _Choice(support, scores, frequencies=frequency)
 
     def __repr__(self):
         return (

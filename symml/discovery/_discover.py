@@ -188,6 +188,32 @@ class Discovery:
                 out[sp.Symbol(symbol)] = (key, term)
         return out
 
+    def inclusion_frequencies(self) -> dict[sp.Expr, dict[sp.Expr, float]]:
+        """How often each candidate term was chosen over bootstrap resamples
+        of the rows (ensemble SINDy's inclusion frequencies), for a discovery
+        whose criterion resamples: `selector=BestSubset(Stability(...))`.
+
+        **Returns:**
+
+        `{key: {term: frequency}}` with the keys of
+        [`terms`][symml.Discovery] and every candidate term of the library
+        (frequencies in [0, 1]; a term never chosen has 0).
+        """
+        out = {
+            key: dict(front.inclusion_frequencies)
+            for key, front in self.fronts.items()
+            if front.inclusion_frequencies is not None
+        }
+        if not out:
+            criteria = {front.criterion for front in self.fronts.values()}
+            raise DiscoverError(
+                "This discovery has no inclusion frequencies: its criterion "
+                f"({', '.join(sorted(criteria))}) does not resample the rows. "
+                "Discover with `selector=symml.BestSubset(symml.Stability("
+                "n_resamples=100))` to count how often each term is chosen."
+            )
+        return out
+
     def trainable_model(self, *, refit_parameters: bool = False) -> Model:
         """The recovered model with each recovered coefficient a new trainable
         parameter, starting from its recovered value, so a fit can refine the

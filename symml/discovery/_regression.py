@@ -162,6 +162,12 @@ def _front(selection, theta, y, terms, selector, to_user) -> ParetoFront:
         expressions=tuple(expressions),
         chosen=chosen,
         criterion=repr(selector),
+        inclusion_frequencies=None
+        if selection.frequencies is None
+        else tuple(
+            (t.xreplace(to_user), float(f))
+            for t, f in zip(terms, selection.frequencies, strict=True)
+        ),
     )
 
 

@@ -35,6 +35,7 @@ class _Selection:
     scores: np.ndarray
     support: np.ndarray
     rival: tuple[int, int] | None
+    frequencies: np.ndarray | None = None
 
 
 def _check_criterion(criterion, owner: str) -> AbstractCriterion:
@@ -85,6 +86,7 @@ class AbstractSelector(abc.ABC):
             scores=np.asarray(choice.scores, dtype=float),
             support=np.asarray(choice.support, dtype=bool),
             rival=choice.rival,
+            frequencies=choice.frequencies,
         )
 
 
@@ -296,6 +298,10 @@ class ParetoFront:
     - `chosen`: the index of the chosen model in these tuples, or `None` when
       the criterion chose a model off the front (stability selection).
     - `criterion`: the selector and criterion, as text.
+    - `inclusion_frequencies`: `((term, frequency), ...)` for every candidate
+      term, in library order: the fraction of resamples in which the
+      criterion chose the term, when it resamples (stability selection,
+      [`Stability`][symml.Stability]); else `None`.
     """
 
     n_terms: tuple[int, ...]
@@ -305,6 +311,7 @@ class ParetoFront:
     expressions: tuple[sp.Expr, ...]
     chosen: int | None
     criterion: str
+    inclusion_frequencies: tuple[tuple[sp.Expr, float], ...] | None = None
 
     def to_dict(self) -> dict:
         """The front as plain JSON-serialisable data."""
@@ -318,6 +325,9 @@ class ParetoFront:
             "expressions": [str(e) for e in self.expressions],
             "chosen": self.chosen,
             "criterion": self.criterion,
+            "inclusion_frequencies": None
+            if self.inclusion_frequencies is None
+            else {str(t): f for t, f in self.inclusion_frequencies},
         }
 
     def __str__(self) -> str:
@@ -330,6 +340,11 @@ class ParetoFront:
             lines.append(
                 f" {mark} {k:2d} terms: error {e:.3g}{held}  {self.expressions[i]}"
             )
+        if self.inclusion_frequencies is not None:
+            shown = ", ".join(
+                f"{t}: {f:.2f}" for t, f in self.inclusion_frequencies if f > 0
+            )
+            lines.append(f" inclusion frequencies: {shown or 'none chosen'}")
         return "\n".join(lines)
 
 
