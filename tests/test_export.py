@@ -189,3 +189,80 @@ def test_write_latex_errors(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["keep.tex"]
     with pytest.raises(ExportError, match="does not exist"):
         write_latex(tmp_path / "missing" / "a.tex", sp.Symbol("a"))
+
+
+# -- error bars -------------------------------------------------------------------
+
+
+def _lv_coefficients():
+    x, y = _lv_states()
+    c0, c1 = sp.symbols("c_U_0_0 c_U_1_0")
+    model = symml.Model(
+        [
+            sp.Eq(x.diff(t), alpha * x + c0 * x * y),
+            sp.Eq(y.diff(t), -delta * y + c1 * x * y),
+        ],
+        parameters={alpha: 1.3, delta: 1.8, c0: -0.9001, c1: symml.trainable(0.8)},
+    )
+    return model, c0, c1, x, y
+
+
+def test_latex_with_uncertainty():
+    model, c0, c1, x, y = _lv_coefficients()
+    uncertainty = {c0: 0.0043, "c_U_1_0": (0.8012, 0.0031)}
+    assert to_latex(model, values=True, uncertainty=uncertainty) == (
+        r"\begin{aligned} "
+        r"\frac{d x}{d t} &= 1.30 x - 0.900 \pm 0.004\, x y \\ "
+        r"\frac{d y}{d t} &= - 1.80 y + 0.801 \pm 0.003\, x y "
+        r"\end{aligned}"
+    )
+    # Without `values`, only the parameters with error bars print as numbers;
+    # a trainable parameter's value is its initial one.
+    assert to_latex(model, uncertainty={c1: 0.02}) == (
+        r"\begin{aligned} "
+        r"\frac{d x}{d t} &= \alpha x + c_{U 0 0} x y \\ "
+        r"\frac{d y}{d t} &= - \delta y + 0.80 \pm 0.02\, x y "
+        r"\end{aligned}"
+    )
+    assert to_latex(c0 * x * y, uncertainty={c0: (-0.9, 0.004)}) == (
+        r"- 0.900 \pm 0.004\, x y"
+    )
+    assert to_latex(c0, uncertainty={c0: (1234.5, 12)}) == r"1230 \pm 10"
+    assert to_latex(c0 * x, uncertainty={c0: (1.0e-6, 3.0e-8)}) == (
+        r"\left(1.00 \pm 0.03\right) \cdot 10^{-6}\, x"
+    )
+    assert to_latex(c0 * x, uncertainty={c0: (5.0, 0.0)}) == r"5.00 \pm 0.00\, x"
+    assert to_latex(sp.Eq(x.diff(t), c0 * x), uncertainty={c0: (-0.5, 0.25)}) == (
+        r"\frac{d x}{d t} = - 0.5 \pm 0.2\, x"
+    )
+
+
+def test_equations_with_uncertainty_as_text():
+    from symml.export import with_uncertainty
+
+    model, c0, c1, x, y = _lv_coefficients()
+    eq, _ = with_uncertainty(model, {c0: 0.0043}, values=True)
+    assert str(eq.rhs) == "-(0.900 ± 0.004)*x(t)*y(t) + 1.3*x(t)"
+
+
+@pytest.mark.parametrize(
+    ("uncertainty", "match"),
+    [
+        ({"c_U_0_0": -0.1}, r"standard error -0.1; both must be finite"),
+        ({"c_U_0_0": float("nan")}, "both must be finite"),
+        ({"gamma": 0.1}, r"`gamma`, which is not a parameter of the model"),
+        ({"c_U_0_0": (1.0, 2.0, 3.0)}, r"a pair `\(value, standard error\)`"),
+        ({"c_U_0_0": "small"}, "must hold numbers"),
+        ([0.1], "must be a dict"),
+    ],
+)
+def test_latex_uncertainty_errors(uncertainty, match):
+    model, *_ = _lv_coefficients()
+    with pytest.raises(ExportError, match=match):
+        to_latex(model, uncertainty=uncertainty)
+
+
+def test_latex_uncertainty_of_an_expression_needs_values():
+    a = sp.Symbol("a")
+    with pytest.raises(ExportError, match=r"gives a standard error only"):
+        to_latex(2 * a, uncertainty={a: 0.1})
