@@ -745,3 +745,19 @@ def test_hessian_of_while_loop_is_a_superset(getkey):
     for _ in range(3):
         reference = np.asarray(hess(jr.normal(getkey(), x.shape))) != 0
         assert not (reference & ~pattern).any()
+
+
+def test_sparse_lu_reports_a_singular_matrix():
+    # SuperLU raises on an exactly singular matrix inside the host callback;
+    # the solver turns that into lineax's `singular` result instead.
+    import lineax as lx
+
+    from symml.sparsity import SparseLU
+
+    A = jnp.array([[1.0, 2.0], [2.0, 4.0]])
+    solver = SparseLU(ssp.csr_matrix(np.ones((2, 2))))
+    sol = lx.linear_solve(
+        lx.MatrixLinearOperator(A), jnp.array([1.0, 1.0]), solver, throw=False
+    )
+    assert sol.result == lx.RESULTS.singular
+    assert np.all(np.isnan(np.asarray(sol.value)))

@@ -162,7 +162,13 @@ class SparseLU(lx.AbstractLinearSolver):
         )
 
         def host_solve(data, b):
-            lu = cache.factor(np.asarray(data), rows, cols, shape)
+            try:
+                lu = cache.factor(np.asarray(data), rows, cols, shape)
+            except RuntimeError:
+                # SuperLU raises on an exactly singular matrix; NaNs make lineax
+                # report `singular`, so callers see a solver result, not a
+                # traceback from inside a host callback.
+                return np.full(np.shape(b), np.nan, dtype=b.dtype)
             return lu.solve(np.asarray(b), trans=trans).astype(b.dtype)
 
         out = jax.pure_callback(
