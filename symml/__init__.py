@@ -20,6 +20,8 @@ from ._errors import (
     SteadyStateInputError as SteadyStateInputError,
     SymmlError as SymmlError,
     SymmlWarning as SymmlWarning,
+    UncertaintyError as UncertaintyError,
+    UncertaintyWarning as UncertaintyWarning,
     ZeroDerivativeWarning as ZeroDerivativeWarning,
 )
 from ._memory import use_heap_allocator as use_heap_allocator
@@ -125,6 +127,20 @@ from .training import (
     fit as fit,
     lbfgs as lbfgs,
     register_fit_method as register_fit_method,
+)
+from .uncertainty import (
+    AbstractErrorMethod as AbstractErrorMethod,
+    AbstractPropagation as AbstractPropagation,
+    Bootstrap as Bootstrap,
+    GaussNewton as GaussNewton,
+    Linear as Linear,
+    MonteCarlo as MonteCarlo,
+    Normal as Normal,
+    ParameterUncertainty as ParameterUncertainty,
+    Propagation as Propagation,
+    parameter_uncertainty as parameter_uncertainty,
+    plot_band as plot_band,
+    propagate as propagate,
 )
 
 __version__ = "0.1.0"

@@ -63,6 +63,14 @@ class SDEError(SymmlError, ValueError):
     not suit the noise, malformed paths, options out of range)."""
 
 
+class UncertaintyError(SymmlError, ValueError):
+    """Uncertain inputs are malformed (a negative standard deviation, a
+    covariance that is not positive semi-definite, a name that is neither a
+    parameter nor a state), or the uncertainty of a fit cannot be computed as
+    asked (the model still has networks, the parameters are not
+    identifiable)."""
+
+
 class SymmlWarning(UserWarning):
     """Base class of the warnings symml emits about a model or a fit."""
 
@@ -70,3 +78,9 @@ class SymmlWarning(UserWarning):
 class ZeroDerivativeWarning(SymmlWarning):
     """A network's activation has a derivative that is identically zero or
     undefined at an order the model needs (relu with a second derivative)."""
+
+
+class UncertaintyWarning(SymmlWarning):
+    """An uncertainty estimate is less reliable than it looks: a fit that has
+    not converged, Monte Carlo samples whose solves failed, parameters that
+    the data barely determine."""

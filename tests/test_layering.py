@@ -49,6 +49,14 @@ ALLOWED = {
     "sde": {"dsl", "nets", "lowering", "training"},
     "discovery": {"dsl"},
     "export": {"dsl"},
+    "uncertainty": {
+        "dsl",
+        "sparsity",
+        "lowering",
+        "discretization",
+        "training",
+        "export",
+    },
 }
 
 
