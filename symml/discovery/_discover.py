@@ -8,6 +8,7 @@ from typing import Any, Protocol
 import numpy as np
 import sympy as sp
 
+from .. import _display
 from .._errors import DiscoverError, ModelError
 from ..dsl import Data, Model, Trainable, UnknownOutput, trainable
 from ._differentiation import AbstractDerivative
@@ -251,8 +252,96 @@ class Discovery:
             table[key] = (placeholders, body)
         return _assemble(self.fitted_model, self._skeleton, table, parameters)
 
+    def _selection_rows(self) -> list[tuple[sp.Expr, int, float, str]]:
+        """`(key, terms kept, relative error, criterion)` per discovered term."""
+        rows = []
+        for key, front in self.fronts.items():
+            error = front.error[front.chosen] if front.chosen is not None else math.nan
+            rows.append((key, len(self.terms[key]), error, front.criterion))
+        return rows
+
+    def __repr__(self) -> str:
+        found = "; ".join(
+            _display.text(sp.Eq(k, v, evaluate=False))
+            for k, v in self.expressions.items()
+        )
+        return f"Discovery({found})"
+
     def __str__(self) -> str:
-        return "\n".join(f"{k} = {v}" for k, v in self.expressions.items())
+        lines = ["Discovery"]
+        lines += [
+            "  " + _display.text(sp.Eq(k, v, evaluate=False))
+            for k, v in self.expressions.items()
+        ]
+        rows = [
+            [
+                _display.text(key),
+                _display.text(term),
+                _display.text(sp.Float(c)),
+            ]
+            for key in self.terms
+            for term, c in self.terms[key].items()
+        ]
+        if rows:
+            lines.append("coefficients:")
+            lines += [
+                "  " + line
+                for line in _display.text_table(
+                    ["term of", "term", "coefficient"], rows
+                )
+            ]
+        lines.append("model selection:")
+        for key, n, error, criterion in self._selection_rows():
+            lines.append(
+                f"  {_display.text(key)}: {n} term{'s' if n != 1 else ''}, "
+                f"relative error {_display.number(error)} ({criterion})"
+            )
+        lines.append("recovered model:")
+        lines += _display.model_text(self.model, indent="  ")
+        return "\n".join(lines)
+
+    def _repr_latex_(self) -> str:
+        return _display.math_block(
+            [
+                _display.equation_line(sp.Eq(k, v, evaluate=False))
+                for k, v in self.expressions.items()
+            ]
+        )
+
+    def _repr_html_(self) -> str:
+        # Jupyter shows the HTML (typesetting its math) in preference to the
+        # LaTeX: the equations, then the coefficients and how they were chosen.
+        math = _display.inline_math
+        coefficients = _display.html_table(
+            ["term of", "term", "coefficient"],
+            [
+                [
+                    math(_display.latex(key)),
+                    math(_display.latex(term)),
+                    _display.text(sp.Float(c)),
+                ]
+                for key in self.terms
+                for term, c in self.terms[key].items()
+            ],
+            caption="Coefficients",
+        )
+        selection = _display.html_table(
+            ["term of", "terms kept", "relative error", "criterion"],
+            [
+                [
+                    math(_display.latex(key)),
+                    str(n),
+                    _display.number(error),
+                    _display.escape(criterion),
+                ]
+                for key, n, error, criterion in self._selection_rows()
+            ],
+            caption="Model selection",
+        )
+        return (
+            f"<div>{_display.escape(self._repr_latex_())}"
+            f"{coefficients}{selection}</div>"
+        )
 
 
 def _parameters(

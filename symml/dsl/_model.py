@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
+from .. import _display
 from .._errors import ModelError
 from ._reduce import describe, first_order_form, highest_orders, reduced_rhs
 from ._symbols import FieldFunction, StateFunction, Trainable
@@ -413,6 +414,13 @@ class Model:
     def __repr__(self) -> str:
         eqs = "; ".join(describe(e) for e in self.equations)
         return f"{type(self).__name__}({eqs})"
+
+    def __str__(self) -> str:
+        return "\n".join([type(self).__name__, *_display.model_text(self)])
+
+    def _repr_latex_(self) -> str:
+        # Jupyter renders this; `symml.to_latex(model)` gives the equations alone.
+        return _display.math_block(_display.model_lines(self))
 
 
 class _EvolutionModel(Model):

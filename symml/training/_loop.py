@@ -346,6 +346,7 @@ def optimize(
         # A final extra step evaluates the loss of the last update; its own
         # update is discarded (`last_good` is kept).
         total = phase.steps + (1 if index == last else 0)
+        progress.start(phase.name, phase.steps, min(step, phase.steps))
         while step < total:
             if (
                 problem.between is not None

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
+from .. import _display
 from .._diffrax import SolveOptions, check_times, diffeqsolve, raise_if_failed
 from .._errors import FitError
 from ..dsl import Model
@@ -61,6 +62,87 @@ class FitResult(abc.ABC):
     def _with_time(self, wall_time: float) -> "FitResult":
         object.__setattr__(self, "wall_time", wall_time)
         return self
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # `@dataclass` gives each result a repr of every field (weights, loss
+        # histories, data) unless the class has its own; a result reads as its
+        # summary unless a subclass writes another.
+        if "__repr__" not in cls.__dict__:
+            cls.__repr__ = FitResult.__repr__
+
+    def _steps(self) -> dict[str, int]:
+        """`{phase: optimisation steps}`; the last loss of a fit evaluates its
+        final parameters and is not a step."""
+        steps = {k: len(h) for k, h in self.history.items() if len(h)}
+        if steps:
+            steps[list(steps)[-1]] -= 1
+        return steps
+
+    def _learned(self) -> dict[sp.Symbol, float]:
+        try:
+            return self.parameter_values()
+        except (AttributeError, KeyError, TypeError, ValueError):
+            # A display must not fail on a partial result (a failed fit's).
+            return {}
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(model={self.model!r}, final_loss="
+            f"{self.final_loss:.4g}, steps={self._steps()}, "
+            f"wall_time={self.wall_time:.3g}, seed={self.seed})"
+        )
+
+    def __str__(self) -> str:
+        steps = ", ".join(f"{k}: {n} steps" for k, n in self._steps().items())
+        lines = [
+            f"{type(self).__name__}: {type(self.model).__name__} fitted by "
+            f"{type(self.method).__name__} (seed {self.seed}) in "
+            f"{self.wall_time:.3g} s",
+            f"  final loss {self.final_loss:.4g} ({steps or 'no steps'})",
+        ]
+        lines += _display.model_text(self.model, self._learned())
+        return "\n".join(lines)
+
+    def _repr_latex_(self) -> str:
+        return _display.math_block(_display.model_lines(self.model, self._learned()))
+
+    def _repr_html_(self) -> str:
+        # Jupyter shows the HTML in preference to the LaTeX: the fitted model,
+        # how the fit went, and the learned parameters beside their initial
+        # values.
+        summary = _display.html_table(
+            ["method", "seed", "steps", "final loss", "wall time"],
+            [
+                [
+                    _display.escape(type(self.method).__name__),
+                    str(self.seed),
+                    _display.escape(
+                        ", ".join(f"{k}: {n}" for k, n in self._steps().items())
+                    ),
+                    f"{self.final_loss:.4g}",
+                    f"{self.wall_time:.3g} s",
+                ]
+            ],
+            caption="Fit",
+        )
+        learned = self._learned()
+        parameters = ""
+        if learned:
+            initial = self.model.trainable_parameters
+            parameters = _display.html_table(
+                ["parameter", "initial", "learned"],
+                [
+                    [
+                        _display.inline_math(_display.latex(p)),
+                        _display.text(sp.Float(initial[p])),
+                        _display.text(sp.Float(v)),
+                    ]
+                    for p, v in learned.items()
+                ],
+                caption="Trainable parameters",
+            )
+        return f"<div>{_display.escape(self._repr_latex_())}{summary}{parameters}</div>"
 
 
 @dataclass(frozen=True, eq=False)
