@@ -168,9 +168,11 @@ class DeepBSDE(AbstractFitMethod):
         one_of(self.networks, "networks", "DeepBSDE", ("shared", "per_step"))
         non_negative_number(self.final_scale, "final_scale", "DeepBSDE")
         if self.hidden is not None:
-            set_field(self, "hidden", tuple(
-                positive_integer(h, "hidden", "DeepBSDE") for h in self.hidden
-            ))
+            set_field(
+                self,
+                "hidden",
+                tuple(positive_integer(h, "hidden", "DeepBSDE") for h in self.hidden),
+            )
 
     def phases(self, steps, learning_rate, lbfgs_steps) -> list[Phase]:
         if lbfgs_steps:
