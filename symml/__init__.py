@@ -15,6 +15,7 @@ from ._errors import (
     LoweringError as LoweringError,
     ModelError as ModelError,
     SDEError as SDEError,
+    PersistenceError as PersistenceError,
     SparsityError as SparsityError,
     SteadyStateError as SteadyStateError,
     SteadyStateInputError as SteadyStateInputError,
@@ -70,6 +71,7 @@ from .dsl import (
 )
 from .export import to_latex as to_latex, write_latex as write_latex
 from .lowering import (
+from .io import load as load, save as save
     AbstractSystem as AbstractSystem,
     CompiledRHS as CompiledRHS,
     Params as Params,

@@ -63,6 +63,12 @@ class SDEError(SymmlError, ValueError):
     not suit the noise, malformed paths, options out of range)."""
 
 
+class PersistenceError(SymmlError, OSError):
+    """A file cannot be saved or loaded: the object has no saved form, the
+    file is missing, corrupted or truncated, or it was written by another
+    version of symml's file format."""
+
+
 class UncertaintyError(SymmlError, ValueError):
     """Uncertain inputs are malformed (a negative standard deviation, a
     covariance that is not positive semi-definite, a name that is neither a

@@ -57,6 +57,20 @@ ALLOWED = {
         "training",
         "export",
     },
+    "io": {
+        "dsl",
+        "nets",
+        "derivatives",
+        "sparsity",
+        "lowering",
+        "discretization",
+        "training",
+        "steady",
+        "sde",
+        "uncertainty",
+        "discovery",
+        "export",
+    },
 }
 
 

@@ -393,8 +393,9 @@ class Model:
     def __reduce_ex__(self, protocol):
         raise ModelError(
             "A `Model` cannot be pickled: its states and unknowns are sympy classes "
-            "made at declaration time, which a pickle cannot rebuild. Build the "
-            "model anew from its equations in the other process."
+            "made at declaration time, which a pickle cannot rebuild. Save it (or "
+            "the fit result or discovery holding it) with `symml.save(path, obj)` "
+            "and read it back with `symml.load(path)`."
         )
 
     @property

@@ -105,8 +105,8 @@ class Unknown:
     def __reduce_ex__(self, protocol):
         raise ModelError(
             f"The `Unknown` {self.name!r} cannot be pickled: its outputs are sympy "
-            "classes made at declaration time. Declare it anew in the other "
-            "process."
+            "classes made at declaration time. Save the model holding it with "
+            "`symml.save(path, model)` and read it back with `symml.load(path)`."
         )
 
     def __getitem__(self, i: int) -> sp.Expr:
