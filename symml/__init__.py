@@ -5,6 +5,7 @@ lower them to JAX, train the networks, and turn what they learned back into
 equations.
 """
 
+from . import plot as plot
 from ._errors import (
     DataError as DataError,
     DerivativeError as DerivativeError,
@@ -82,6 +83,7 @@ from .io import load as load, save as save
     register_rule as register_rule,
     solve as solve,
 )
+from .plot import report as report
 from .sde import (
     SDE as SDE,
     BSDEResult as BSDEResult,

@@ -57,6 +57,14 @@ ALLOWED = {
         "training",
         "export",
     },
+    "plot": {
+        "dsl",
+        "lowering",
+        "discretization",
+        "training",
+        "discovery",
+        "export",
+    },
     "io": {
         "dsl",
         "nets",
