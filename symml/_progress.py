@@ -39,6 +39,14 @@ def _in_kernel() -> bool:
     return shell is not None and hasattr(shell, "kernel")
 
 
+def _has_widgets() -> bool:
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def check_progress(progress, error: type[SymmlError]) -> bool | None:
     """`progress` validated: `True`, `False` or `None` (show when interactive)."""
     if progress is not None and not isinstance(progress, bool):
@@ -59,7 +67,8 @@ def progress_bar(
     iterable: Iterable | None = None,
     initial: int = 0,
 ):
-    """A `tqdm.auto` progress bar, or a bar that draws nothing.
+    """A progress bar: a `tqdm` widget in a notebook (with ipywidgets), a line
+    of text elsewhere, or a bar that draws nothing.
 
     **Arguments:**
 
@@ -77,12 +86,12 @@ def progress_bar(
     """
     if enabled is None:
         enabled = interactive(stream)
-    if not enabled:
-        # Plain tqdm: the notebook front end would import IPython to find out
-        # whether it is in a notebook, for a bar that never draws.
-        from tqdm.std import tqdm
+    if enabled and _in_kernel() and _has_widgets():
+        from tqdm.auto import tqdm  # a widget in the notebook
     else:
-        from tqdm.auto import tqdm
+        # A text bar: on a terminal, in a notebook without ipywidgets (where
+        # `tqdm.auto` would warn and fall back to it anyway), or not drawn.
+        from tqdm.std import tqdm
     return tqdm(
         iterable,
         total=total,

@@ -2,9 +2,10 @@
 
 Each function draws with matplotlib and returns the `matplotlib.figure.Figure`
 it drew into: save it with `fig.savefig(path)`, or let a notebook show it.
-Figures are made without `pyplot` (no global state, nothing shown twice in a
-notebook); to draw into a window or a figure of your own, pass `ax=` (or
-`axes=`) from `pyplot`. matplotlib is imported only when a plot is drawn, so
+pyplot does not keep the figures (nothing piles up in a loop, nothing shows
+twice in a notebook), so `plt.show()` does not show them; to draw into a
+window or a figure of your own, pass `ax=` from `pyplot` where a function
+takes one. matplotlib is imported only when a plot is drawn, so
 `import symml` stays fast. Bad arguments raise
 [`ExportError`][symml.ExportError].
 """

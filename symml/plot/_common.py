@@ -10,10 +10,14 @@ from ..dsl import Data
 
 
 def figure(nrows: int, ncols: int, *, width: float = 4.2, height: float = 3.2):
-    """A new figure with a grid of axes (`axes[i, j]`), made without pyplot."""
-    from matplotlib.figure import Figure
+    """A new figure with a grid of axes (`axes[i, j]`), released by pyplot."""
+    # Made by pyplot, which sets up a notebook's display of figures, then
+    # released: pyplot neither keeps it alive nor shows it a second time at
+    # the end of a notebook cell that returns it.
+    import matplotlib.pyplot as plt
 
-    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    fig = plt.figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    plt.close(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False)
     return fig, axes
 
