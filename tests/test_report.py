@@ -35,10 +35,11 @@ def _equations(markdown: str) -> list[str]:
     return re.findall(r"^\$\$\n(.*?)\n\$\$$", markdown, re.S | re.M)
 
 
-def test_report_writes_tex_markdown_and_figures(fitted, tmp_path, caplog):
+def test_report_writes_tex_markdown_and_figures(fitted, tmp_path, caplog, monkeypatch):
     result, found, data = fitted
+    monkeypatch.chdir(tmp_path)  # a relative path, as in a notebook
     with caplog.at_level(logging.WARNING, logger="symml"):
-        files = sm.report(tmp_path / "lv", result, found, data=data)
+        files = sm.report("lv", result, found, data=data)
     directory = tmp_path / "lv"
     assert files["tex"] == directory / "report.tex"
     assert files["markdown"] == directory / "report.md"

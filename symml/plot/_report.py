@@ -96,7 +96,9 @@ def report(
         )
     if not isinstance(pdf, bool):
         raise ExportError(f"`pdf` must be True or False; got {pdf!r}.")
-    directory = Path(path)
+    # Absolute: the LaTeX engine runs in the directory, and writes to a build
+    # directory inside it.
+    directory = Path(path).absolute()
     if directory.exists() and not directory.is_dir():
         raise ExportError(
             f"`path` must be a directory for the report's files; `{directory}` is a "
