@@ -187,48 +187,12 @@ def relative_l2(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
-def plot(path: Path, ts: np.ndarray, xs: np.ndarray, ref: np.ndarray, pinn: np.ndarray):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = plt.figure(figsize=(13, 7))
-    grid = fig.add_gridspec(2, 3, height_ratios=[1.1, 1])
-    extent = (ts[0], ts[-1], xs[0], xs[-1])
-    images = [
-        ("reference (spectral)", ref, "RdBu_r", (-1, 1)),
-        ("PINN", pinn, "RdBu_r", (-1, 1)),
-        ("|PINN − reference|", np.abs(pinn - ref), "magma", None),
-    ]
-    for i, (title, values, cmap, limits) in enumerate(images):
-        ax = fig.add_subplot(grid[0, i])
-        vmin, vmax = limits if limits else (0.0, float(values.max()))
-        im = ax.imshow(
-            values.T,
-            origin="lower",
-            extent=extent,
-            aspect="auto",
-            cmap=cmap,
-            vmin=vmin,
-            vmax=vmax,
-        )
-        ax.set_title(title)
-        ax.set_xlabel("t")
-        ax.set_ylabel("x")
-        fig.colorbar(im, ax=ax)
-    for i, tau in enumerate(SLICES):
-        ax = fig.add_subplot(grid[1, i])
-        j = int(np.argmin(np.abs(ts - tau)))
-        ax.plot(xs, ref[j], color="0.6", lw=3, label="reference")
-        ax.plot(xs, pinn[j], "--", color="C3", lw=1.5, label="PINN")
-        ax.set_title(f"t = {ts[j]:g}")
-        ax.set_xlabel("x")
-        ax.set_ylim(-1.1, 1.1)
-    fig.axes[-1].legend(fontsize=8)
-    fig.tight_layout()
+def plot(path: Path, result, ts: np.ndarray, xs: np.ndarray, ref: np.ndarray):
+    """The PINN against the spectral reference, and slices at `SLICES`."""
+    fig = sm.plot.field(
+        result, reference={"u": ref}, grid={"t": ts, "x": xs}, slices=SLICES
+    )
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -327,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)),
     )
     if not args.no_plot:
-        plot(args.out / "burgers.png", ts, xs, ref, pinn)
+        plot(args.out / "burgers.png", result, ts, xs, ref)
     return summary
 
 

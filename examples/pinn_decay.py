@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import sympy as sp  # noqa: E402
 
 import symml as sm  # noqa: E402
+from symml.export import atomic_write  # noqa: E402
 
 
 def solve(activation: str, scheme: str, steps: int, lbfgs_steps: int, seed: int):
@@ -45,11 +46,18 @@ def solve(activation: str, scheme: str, steps: int, lbfgs_steps: int, seed: int)
     wall = time.perf_counter() - start
     ts = np.linspace(0.0, 2.0, 401)
     error = float(np.max(np.abs(result.predict(t=ts)["y"] - np.exp(-ts))))
-    return {
+    summary = {
         "max_error": error,
         "wall_time_seconds": wall,
         "final_loss": result.final_loss,
     }
+    return summary, result
+
+
+def plot(path: Path, result) -> None:
+    """The trained field against exp(-t)."""
+    fig = sm.plot.field(result, reference=lambda t: np.exp(-t))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 
 
 def main(argv=None) -> dict:
@@ -60,19 +68,22 @@ def main(argv=None) -> dict:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("results/pinn_decay"))
+    parser.add_argument("--no-plot", action="store_true")
     args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
     steps, lbfgs_steps = (300, 50) if args.quick else (2000, 300)
     summary = {"scheme": args.scheme, "quick": args.quick, "seed": args.seed}
     for activation in ("tanh", "relu"):
-        summary[activation] = solve(
+        summary[activation], result = solve(
             activation, args.scheme, steps, lbfgs_steps, args.seed
         )
+        if not args.no_plot:
+            plot(args.out / f"{activation}.png", result)
         print(
             f"{activation:5s}: max |y - exp(-t)| = "
             f"{summary[activation]['max_error']:.2e} "
             f"({summary[activation]['wall_time_seconds']:.1f} s)"
         )
-    args.out.mkdir(parents=True, exist_ok=True)
     tmp = args.out / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2))
     tmp.replace(args.out / "summary.json")
