@@ -97,57 +97,19 @@ def save_figure(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_fields(path, ts, xs, panels) -> None:
-    """Space–time images, one per `(title, field (T, GRID))`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(
-        1, len(panels), figsize=(3.6 * len(panels), 3.4), sharey=True
-    )
-    extent = (xs[0], xs[-1], ts[0], ts[-1])
-    for ax, (title, field, diverging) in zip(axes, panels, strict=True):
-        if diverging:
-            bound = float(np.nanmax(np.abs(field))) or 1.0
-            options = {"cmap": "RdBu_r", "vmin": -bound, "vmax": bound}
-        else:
-            options = {"cmap": "viridis", "vmin": 0.0, "vmax": 1.0}
-        image = ax.imshow(
-            field, origin="lower", aspect="auto", extent=extent, **options
-        )
-        fig.colorbar(image, ax=ax, shrink=0.85)
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("x")
-    axes[0].set_ylabel("t")
-    fig.tight_layout()
-    save_figure(fig, path)
+def plot_fields(path, result, data) -> None:
+    """The fit against the data as space–time images: data, fit, difference."""
+    save_figure(sm.plot.fit(result, data), path)
 
 
-def plot_reaction(path, grid, learned, recovered, data_range) -> None:
-    import matplotlib
+def plot_recovered(path, refit, data, clean) -> None:
+    """The refitted recovered model against the data and the truth."""
+    save_figure(sm.plot.fit(refit, data, truth=[{"rho": clean}]), path)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, (ax, ax_err) = plt.subplots(1, 2, figsize=(10, 3.8))
-    truth = R * grid * (1 - grid)
-    ax.axvspan(*data_range, color="0.92", label="range of the data")
-    ax.plot(grid, truth, color="0.5", lw=3, label="truth r ρ(1 − ρ)")
-    ax.plot(grid, learned, color="C0", label="network N(ρ)")
-    ax.plot(grid, recovered, "--", color="C1", label="recovered, refitted")
-    ax.set_xlabel("ρ")
-    ax.set_ylabel("reaction")
-    ax.legend(fontsize=8)
-    ax_err.axvspan(*data_range, color="0.92")
-    ax_err.plot(grid, learned - truth, color="C0", label="network − truth")
-    ax_err.plot(grid, recovered - truth, "--", color="C1", label="recovered − truth")
-    ax_err.axhline(0.0, color="k", lw=0.5)
-    ax_err.set_xlabel("ρ")
-    ax_err.set_ylabel("error")
-    ax_err.legend(fontsize=8)
-    fig.tight_layout()
+def plot_reaction(path, result, output, truth, recovered) -> None:
+    """The network against ρ over [0, 1], the truth and the recovered term."""
+    fig = sm.plot.unknowns(result, {output: truth}, recovered={output: recovered})
     save_figure(fig, path)
 
 
@@ -280,20 +242,10 @@ def main(argv=None) -> dict:
     )
     sm.write_latex(args.out / "equations.tex", final)
     if not args.no_plot:
-        xs = ode.grid[x]
-        plot_fields(
-            args.out / "fields.png",
-            ts,
-            xs,
-            [
-                ("data (noisy)", noisy, False),
-                ("UDE fit", fitted, False),
-                ("recovered model, refitted", simulated, False),
-                ("recovered − truth", simulated - clean, True),
-            ],
-        )
+        plot_fields(args.out / "fit.png", result, data)
+        plot_recovered(args.out / "fields.png", refit, data, clean)
         plot_reaction(
-            args.out / "reaction.png", rho_grid, learned, recovered, data_range
+            args.out / "reaction.png", result, N[0], R * rho * (1 - rho), reaction
         )
 
     print("Recovered equation:")
