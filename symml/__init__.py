@@ -15,8 +15,8 @@ from ._errors import (
     FitError as FitError,
     LoweringError as LoweringError,
     ModelError as ModelError,
-    SDEError as SDEError,
     PersistenceError as PersistenceError,
+    SDEError as SDEError,
     SparsityError as SparsityError,
     SteadyStateError as SteadyStateError,
     SteadyStateInputError as SteadyStateInputError,
@@ -30,6 +30,7 @@ from ._memory import use_heap_allocator as use_heap_allocator
 from .discovery import (
     AIC as AIC,
     BIC as BIC,
+    STLSQ as STLSQ,
     AICc as AICc,
     BestSubset as BestSubset,
     CrossValidation as CrossValidation,
@@ -49,7 +50,6 @@ from .discovery import (
     Spline as Spline,
     Stability as Stability,
     Stepwise as Stepwise,
-    STLSQ as STLSQ,
     TotalVariation as TotalVariation,
     TruncationErrorWarning as TruncationErrorWarning,
     WeakForm as WeakForm,
@@ -71,8 +71,8 @@ from .dsl import (
     trainable as trainable,
 )
 from .export import to_latex as to_latex, write_latex as write_latex
-from .lowering import (
 from .io import load as load, save as save
+from .lowering import (
     AbstractSystem as AbstractSystem,
     CompiledRHS as CompiledRHS,
     Params as Params,
@@ -118,14 +118,19 @@ from .training import (
     RAD as RAD,
     AbstractFitMethod as AbstractFitMethod,
     Causal as Causal,
+    Collocation as Collocation,
+    CollocationThenSolve as CollocationThenSolve,
     Data as Data,
     FitResult as FitResult,
+    Multistep as Multistep,
     Penalty as Penalty,
     Phase as Phase,
     PhysicsInformed as PhysicsInformed,
     PINNResult as PINNResult,
     PointData as PointData,
     SolveInLoop as SolveInLoop,
+    SolverHeuristics as SolverHeuristics,
+    TaylorRegularization as TaylorRegularization,
     UDEResult as UDEResult,
     adam as adam,
     fit as fit,
