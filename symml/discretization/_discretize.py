@@ -171,7 +171,14 @@ class DiscretizedModel(AbstractSystem):
                     f"The initial value of `{name}`, `{value}`, must be an "
                     f"expression of the spatial variables and fixed parameters: {e}"
                 ) from None
-        value = jnp.asarray(value, dtype)
+        try:
+            value = jnp.asarray(value, dtype)
+        except (TypeError, ValueError):
+            raise DiscretizeError(
+                f"The initial value of `{name}` must be a number, a sympy expression "
+                f"of the spatial variables or an array of the grid shape {self.shape};"
+                f" got {value!r}."
+            ) from None
         try:
             return jnp.broadcast_to(value, self.shape)
         except ValueError:
@@ -201,6 +208,7 @@ class DiscretizedModel(AbstractSystem):
                 "right-hand side needs `params` (e.g. "
                 "`symml.init_params(model, key=jax.random.PRNGKey(0))`)."
             )
+        self.check_params(params)
         values: dict[Any, Any] = {self._time: t}
         values.update(self._coordinates(u_flat.dtype))
         states = self.unflatten(u_flat)

@@ -111,7 +111,7 @@ class Data:
     @classmethod
     def from_array(cls, t, y, names) -> "Data":
         """Build `Data` from an array `y` of shape `(T, len(names))`."""
-        y = np.asarray(y, dtype=float)
+        y = _real_array(y, "`y`")
         names = [state_key(n) for n in names]
         if y.ndim != 2 or y.shape[1] != len(names):
             raise DataError(

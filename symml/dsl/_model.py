@@ -137,6 +137,11 @@ class _Parsed:
             raise ModelError("A `Model` needs at least one equation.")
         if isinstance(conditions, sp.Basic):
             conditions = [conditions]
+        if conditions is not None and not isinstance(conditions, list | tuple):
+            raise ModelError(
+                f"`conditions` must be a list of sympy `Eq`s, e.g. "
+                f"`[Eq(x.subs(t, 0), 1)]`; got {type(conditions).__name__}."
+            )
         self.conditions = tuple(
             _as_equation(c, i, "Condition") for i, c in enumerate(conditions or ())
         )
@@ -398,6 +403,22 @@ class Model:
             "and read it back with `symml.load(path)`."
         )
 
+    def jacobian_sparsity(self):
+        """The pattern of the Jacobian of the model's right-hand side with
+        respect to its state (see [`ODEModel`][symml.ODEModel]); other kinds
+        explain what to do instead."""
+        if self.fields:
+            raise ModelError(
+                f"{type(self).__name__} has fields, not states: there is no "
+                "right-hand side of a state vector whose Jacobian could be sparse. "
+                "Sparsity applies to ODE models and discretised PDEs."
+            )
+        raise ModelError(
+            f"The Jacobian pattern of {self._kind} depends on how it is lowered; "
+            "lower it first (`symml.discretize(model, grid).jacobian_sparsity()` for "
+            "a PDE)."
+        )
+
     @property
     def trainable_parameters(self) -> dict[sp.Symbol, float]:
         """`{symbol: initial value}` of the parameters to learn."""
@@ -502,6 +523,31 @@ class ODEModel(_EvolutionModel):
                 f"{span} of `{t}`; give initial values inside it."
             )
         self._set(initial_time=t0, initial_values=values, time_span=span)
+
+    def jacobian_sparsity(self):
+        """The `(n, n)` boolean pattern (a `scipy.sparse.csr_matrix`) of the
+        Jacobian of the first-order right-hand side with respect to the state
+        vector, in the order of `state_names`, known symbolically: entry
+        `(i, j)` is set when the right-hand side of entry `i` involves entry
+        `j`; an unknown term depends on its declared inputs. It is the pattern
+        of `symml.lower(model)[0]`, without lowering."""
+        import scipy.sparse as ssp  # the DSL needs scipy only when asked this
+
+        entries = [sp.Dummy(n) for n in self.state_names]
+        # `xreplace` matches `x'(t)` (an entry of a second-order state) whole,
+        # before the `x(t)` inside it.
+        subs = dict(zip(self.state_vector, entries, strict=True))
+        rows, cols = [], []
+        for i, expr in enumerate(self.rhs):
+            free = expr.xreplace(subs).free_symbols
+            for j, entry in enumerate(entries):
+                if entry in free:
+                    rows.append(i)
+                    cols.append(j)
+        n = len(entries)
+        return ssp.csr_matrix(
+            ([True] * len(rows), (rows, cols)), shape=(n, n), dtype=bool
+        )
 
     def _check_rhs(self) -> None:
         t = self.independent

@@ -42,6 +42,11 @@ def _as_variables(variables, what: str) -> tuple[sp.Symbol, ...]:
 def _split_names(names) -> list[str]:
     if isinstance(names, str):
         names = names.replace(",", " ").split()
+    elif not isinstance(names, list | tuple):
+        raise ModelError(
+            f"State names must be a string such as `'x y'` or a list of names; got "
+            f"{names!r} of type {type(names).__name__}."
+        )
     names = list(names)
     if not names:
         raise ModelError("`states` needs at least one name, e.g. `states('x y', t)`.")

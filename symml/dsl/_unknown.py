@@ -31,6 +31,24 @@ def _check_range(input_range, n: int, owner: str):
     return lo, hi
 
 
+def _input(value, name: str) -> sp.Expr:
+    """One input of an unknown as a sympy expression. Strings are refused:
+    sympy would parse them, and a typo would become a new symbol."""
+    expr = None
+    if not isinstance(value, str):
+        try:
+            expr = sp.sympify(value, strict=True)
+        except (sp.SympifyError, TypeError, ValueError):
+            expr = None
+    if not isinstance(expr, sp.Expr):
+        raise ModelError(
+            f"Each of the `inputs` of `Unknown` {name!r} must be a sympy expression "
+            f"of the states, independent variables and parameters, e.g. `x` or "
+            f"`x * y`; got {value!r} of type {type(value).__name__}."
+        )
+    return expr
+
+
 class UnknownOutput(AppliedUndef):
     """Base class of the sympy functions that stand for one network output.
 
@@ -78,7 +96,12 @@ class Unknown:
             )
         if isinstance(inputs, sp.Basic):
             inputs = [inputs]
-        inputs = tuple(sp.sympify(i) for i in inputs)
+        if isinstance(inputs, str) or not hasattr(inputs, "__iter__"):
+            raise ModelError(
+                f"`inputs` of `Unknown` {name!r} must be a list of sympy expressions "
+                f"of the states, e.g. `[x, y]`; got {inputs!r}."
+            )
+        inputs = tuple(_input(i, name) for i in inputs)
         if not inputs:
             raise ModelError(f"`Unknown` {name!r} needs at least one input.")
         if isinstance(outputs, bool) or not isinstance(outputs, int) or outputs < 1:

@@ -121,7 +121,8 @@ class SymmlLatexPrinter(LatexPrinter):
       `expr.args`), which puts lower-degree terms first: `1.30 x - 0.900 x y`
       (sympy's default "lex" order would print `- 0.900 x y + 1.30 x`);
       factors of a product keep sympy's default order (`u \\frac{d u}{d x}`);
-    - a coefficient with an error bar ([`UncertainValue`]) prints as
+    - a coefficient with an error bar
+      ([`UncertainValue`][symml.export.UncertainValue]) prints as
       `0.900 \\pm 0.004` at the front of its product, separated from the
       other factors by a thin space: `- 0.900 \\pm 0.004\\, x y`.
 

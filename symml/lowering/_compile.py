@@ -6,16 +6,20 @@ traces to the same operations a hand-written function would.
 """
 
 import warnings
-from collections import ChainMap
 from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
 import sympy as sp
 
-from .._errors import LoweringError, ZeroDerivativeWarning
+from .._errors import (
+    DerivativeError,
+    LoweringError,
+    SymmlError,
+    ZeroDerivativeWarning,
+)
 from ..dsl import FieldFunction, UnknownOutput
-from ._rules import RULES, Evaluator, find_rule, register_rule
+from ._rules import _LOWERING, Evaluator, find_rule, register_rule
 
 MultiIndex = tuple[int, ...]
 
@@ -88,7 +92,7 @@ class Compiler:
     ):
         self.bound = set(bound)
         self.constants = dict(constants or {})
-        self.rules = ChainMap(dict(rules or {}), RULES)
+        self.rules = _LOWERING.extended(rules)
         self.default_scheme, self.schemes = _schemes(derivatives)
         # (network name, sympy args, scheme) -> multi-indices the model asks for.
         self.requests: dict[tuple, set[MultiIndex]] = {}
@@ -113,18 +117,40 @@ class Compiler:
         return evaluate
 
 
+def check_derivatives(derivatives, error: type[SymmlError] = LoweringError):
+    """Raise `error` if `derivatives` (a scheme, its name, or a dict of them)
+    does not name derivative schemes."""
+    try:
+        _schemes(derivatives)
+    except LoweringError as e:
+        if error is LoweringError:
+            raise
+        raise error(str(e)) from None
+
+
 def _schemes(derivatives):
     """`derivatives` as (default scheme, {(network, multi-index): scheme}).
 
     A name or scheme applies to every derivative; a dict maps derivatives
     (`u.diff(x, 2)`) to schemes, with an optional `"default"` entry."""
-    from ..derivatives import get_scheme
+    from ..derivatives import SCHEMES, get_scheme
+
+    def get(scheme):
+        try:
+            return get_scheme(scheme)
+        except DerivativeError:
+            raise LoweringError(
+                f"`derivatives={scheme!r}` is not a derivative scheme; use one of "
+                f"{', '.join(map(repr, SCHEMES))}, a scheme object such as "
+                "`symml.derivatives.FiniteDifference()`, or a dict from "
+                "derivatives to schemes."
+            ) from None
 
     if derivatives is None:
-        return get_scheme("forward"), {}
+        return get("forward"), {}
     if not isinstance(derivatives, Mapping):
-        return get_scheme(derivatives), {}
-    default = get_scheme(derivatives.get("default", "forward"))
+        return get(derivatives), {}
+    default = get(derivatives.get("default", "forward"))
     schemes = {}
     for expr, scheme in derivatives.items():
         if isinstance(expr, str):
@@ -134,7 +160,7 @@ def _schemes(derivatives):
                     "networks such as `u.diff(x, 2)`, or 'default'."
                 )
             continue
-        schemes[derivative_key(expr)] = get_scheme(scheme)
+        schemes[derivative_key(expr)] = get(scheme)
     return default, schemes
 
 

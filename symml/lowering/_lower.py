@@ -85,6 +85,7 @@ class CompiledRHS(AbstractSystem):
                 "right-hand side needs `params` (from `symml.lower` or "
                 "`symml.init_params(model, key=...)`)."
             )
+        self.check_params(params)
         values = {self._time: t}
         values.update({s: u[i] for i, s in enumerate(self._states)})
         if params is not None:
@@ -131,14 +132,16 @@ class CompiledRHS(AbstractSystem):
         return out
 
     def _initial_value(self, name: str, value: Any, dtype) -> Array:
-        try:
-            number = float(sp.sympify(value).xreplace(self._model.fixed_parameters))
-        except (TypeError, ValueError, sp.SympifyError):
-            number = None
+        number = None
+        if not isinstance(value, str):  # sympy would parse a string
+            try:
+                number = float(sp.sympify(value).xreplace(self._model.fixed_parameters))
+            except (TypeError, ValueError, sp.SympifyError):
+                number = None
         if number is None:
             try:
                 number = jnp.asarray(value, dtype)
-            except TypeError:
+            except (TypeError, ValueError):
                 number = None
             if number is None or number.shape != ():
                 raise LoweringError(

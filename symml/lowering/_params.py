@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .._errors import LoweringError
+from .._errors import LoweringError, SymmlError
 from ..dsl import Model, Unknown
 from ..nets import make_network
 
@@ -54,21 +54,23 @@ def check_key(key, where: str) -> PRNGKeyArray:
     return key
 
 
-def check_dtype(dtype, where: str):
-    """`dtype` as a floating numpy dtype (JAX's default float for `None`)."""
+def check_dtype(dtype, where: str, error: type[SymmlError] = LoweringError):
+    """`dtype` as a floating numpy dtype (JAX's default float for `None`), or
+    `error` saying what was expected."""
     if dtype is None:
         return jnp.zeros(()).dtype
+    given = dtype
     try:
         dtype = jnp.dtype(dtype)
     except TypeError:
         dtype = None
     if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
-        raise LoweringError(
+        raise error(
             f"`dtype` of `{where}` must be a floating dtype such as "
-            f"`jax.numpy.float32` or `float64`; got {dtype!r}."
+            f"`jax.numpy.float32` or `float64`; got {given!r}."
         )
     if dtype == jnp.float64 and not jax.config.jax_enable_x64:
-        raise LoweringError(
+        raise error(
             f"`dtype=float64` in `{where}` needs 64-bit JAX: call "
             "`jax.config.update('jax_enable_x64', True)` before any JAX work."
         )

@@ -306,6 +306,13 @@ ELEMENTWISE: dict[type, Callable] = {
     sp.ceiling: jnp.ceil,
     sp.gamma: jsp.gamma,
     sp.loggamma: jsp.gammaln,
+    # Parts of complex numbers, of real values (symml's values are real), as
+    # `sympy.lambdify` lowers them: sympy writes them where a symbol is not
+    # declared real (`Abs(exp(a))` is `exp(re(a))`).
+    sp.re: jnp.real,
+    sp.im: jnp.imag,
+    sp.conjugate: jnp.conjugate,
+    sp.arg: jnp.angle,
 }
 
 for _cls, _fn in ELEMENTWISE.items():

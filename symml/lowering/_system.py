@@ -142,15 +142,52 @@ class AbstractSystem(abc.ABC):
     def check_state(self, u, what: str = "u") -> Array:
         """`u` as an array whose last axis has the system's size, or a
         [`LoweringError`][symml.LoweringError] saying what was expected."""
-        u = jnp.asarray(u)
+        try:
+            u = jnp.asarray(u)
+        except (TypeError, ValueError):
+            raise self._error(
+                f"`{what}` must be an array of numbers, the flat state "
+                f"({self._layout_text()}); got {u!r}."
+            ) from None
         if u.ndim == 0 or u.shape[-1] != self.n:
             raise self._error(
                 f"`{what}` has shape {u.shape}; expected a last axis of size {self.n}"
                 f" (the flat state: {self._layout_text()})."
             )
+        if jnp.issubdtype(u.dtype, jnp.complexfloating):
+            raise self._error(
+                f"`{what}` is complex; symml's systems are real-valued. Split real "
+                "and imaginary parts into two states."
+            )
         if not jnp.issubdtype(u.dtype, jnp.floating):
             u = u.astype(jnp.zeros(()).dtype)
         return u
+
+    def check_params(self, params) -> None:
+        """Raise the system's error unless `params` holds a network for every
+        unknown term and field and a value for every trainable parameter of
+        the model (a check of names, so it costs nothing under `jit`)."""
+        if params is None:
+            return
+        model = self.model
+        if not isinstance(params, Params):
+            raise self._error(
+                f"`params` must be the `symml.Params` of the model (from "
+                f"`symml.lower`, `symml.init_params` or a fit result); got "
+                f"{type(params).__name__}."
+            )
+        networks = [u.name for u in model.unknowns]
+        networks += [f.func.__name__ for f in model.fields]
+        missing = [n for n in networks if n not in params.networks]
+        missing += [
+            str(p) for p in model.trainable_parameters if str(p) not in params.values
+        ]
+        if missing:
+            raise self._error(
+                f"`params` has no {', '.join(f'`{m}`' for m in missing)}: it belongs "
+                "to another model. Pass the `Params` made for this one (from "
+                "`symml.lower`, `symml.init_params(model, key=...)` or a fit of it)."
+            )
 
     def _layout_text(self) -> str:
         parts = []

@@ -42,6 +42,12 @@ _ORDERINGS = ("largest_first", "smallest_last", "natural", "dsatur")
 
 
 def _as_pattern(pattern, name: str) -> ssp.csr_matrix:
+    # scipy would read a 1-D array as one row: a pattern is always 2-D.
+    if isinstance(pattern, np.ndarray) and pattern.ndim != 2:
+        raise SparsityError(
+            f"`{name}` must be a 2D boolean array of shape (outputs, inputs); got an "
+            f"array of shape {pattern.shape}. Pass the result of `jacobian_sparsity`."
+        )
     if isinstance(pattern, np.ndarray) or ssp.issparse(pattern):
         mat = ssp.csr_matrix(pattern, dtype=bool)
         if mat.ndim == 2:

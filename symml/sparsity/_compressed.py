@@ -171,6 +171,15 @@ def compressed_jacobian(
         )
     colors = _check_colors(colors, x.size)
     coo = pattern.tocoo()
+    # Two columns of one colour sharing a row would be summed into one entry:
+    # a silently wrong Jacobian, so an invalid colouring is an error.
+    keys = coo.row.astype(np.int64) * (int(colors.max(initial=0)) + 1) + colors[coo.col]
+    if len(np.unique(keys)) != len(keys):
+        raise SparsityError(
+            "`colors` is not a valid column colouring of `pattern`: two columns of "
+            "one colour have non-zeros in the same row, so their derivatives would "
+            "be summed. Colour the pattern with `color_columns(pattern)`."
+        )
     order = np.lexsort((coo.col, coo.row))
     rows, cols = coo.row[order].astype(np.int64), coo.col[order].astype(np.int64)
 

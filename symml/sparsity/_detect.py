@@ -36,6 +36,11 @@ def _abstract_floats(leaf: Any) -> Any:
 
 
 def _trace(fn: Callable, x: ArrayLike, args: tuple, name: str):
+    if not callable(fn):
+        raise SparsityError(
+            f"`fn` passed to `{name}` must be a callable `fn(x, *args)`, such as a "
+            f"lowered system; got {fn!r} of type {type(fn).__name__}."
+        )
     if not eqx.is_array_like(x) or isinstance(x, bool):
         raise SparsityError(
             f"`x` passed to `{name}` must be an array, got {type(x).__name__}; "

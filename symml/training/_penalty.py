@@ -1,5 +1,7 @@
 """Penalties: symbolic terms added to a UDE loss, e.g. ∫ (∂U/∂x)² dx."""
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import equinox as eqx
@@ -11,6 +13,7 @@ import sympy as sp
 from .._errors import FitError
 from ..dsl import Model
 from ..lowering import Compiler, Env, Params
+from ._method import non_negative_number, one_of, positive_integer
 from ._sampling import SAMPLERS, sample_box
 
 
@@ -39,6 +42,35 @@ class Penalty:
     points: int = 256
     sampling: str = "sobol"
     name: str = field(default="")
+
+    def __post_init__(self):
+        if not isinstance(self.expr, sp.Expr):
+            raise FitError(
+                f"`expr` of `Penalty` must be a sympy expression such as "
+                f"`U[0].diff(x)**2`; got {self.expr!r} of type "
+                f"{type(self.expr).__name__}."
+            )
+        if not isinstance(self.over, Mapping) or not self.over:
+            raise FitError(
+                "`over` of `Penalty` must be a dict `{state or variable: (lower, "
+                f"upper)}}` giving the box to sample; got {self.over!r}."
+            )
+        for key, bounds in self.over.items():
+            try:
+                lo, hi = (float(b) for b in bounds)
+            except (TypeError, ValueError):
+                lo = hi = math.nan
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise FitError(
+                    f"`over` of `Penalty` gives `{key}` the range {bounds!r}; give "
+                    "`(lower, upper)` with finite lower < upper."
+                )
+        owner = "Penalty"
+        non_negative_number(self.weight, "weight", owner)
+        positive_integer(self.points, "points", owner)
+        one_of(self.sampling, "sampling", owner, SAMPLERS)
+        if not isinstance(self.name, str):
+            raise FitError(f"`name` of `Penalty` must be a string; got {self.name!r}.")
 
 
 class CompiledPenalty(eqx.Module):

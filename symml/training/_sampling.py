@@ -4,7 +4,6 @@ import math
 import warnings
 
 import numpy as np
-from scipy.stats import qmc
 
 from .._errors import FitError
 
@@ -34,6 +33,10 @@ def sample_box(
     if method == "uniform":
         unit = rng.uniform(size=(n, d))
     elif method in ("sobol", "halton"):
+        # Imported here: `scipy.stats` takes about a second to import, and
+        # only quasi-random sampling needs it.
+        from scipy.stats import qmc
+
         seed = int(rng.integers(2**32))
         engine = (
             qmc.Sobol(d, scramble=True, seed=seed)
