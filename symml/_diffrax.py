@@ -145,12 +145,22 @@ def diffeqsolve(
     t1=None,
     dt0=None,
     saveat: dfx.SaveAt | None = None,
+    count: bool = False,
+    heuristics: bool = False,
 ) -> dfx.Solution:
     """Solve `du/dt = f(t, u, args)` from `y0` at `t0`, saved at `ts` or at
     `t1` only, or as `saveat` says (`t0` and `t1` default to the first and
     last of `ts`). Never
     throws: the caller checks `solution.result` (inside a loss) or calls
-    `raise_if_failed`."""
+    `raise_if_failed`.
+
+    With `count=True` the solve also counts its vector-field evaluations (read
+    them with `evaluations`; `None` for solvers whose count is not known,
+    see `evaluation_counts`). With `heuristics=True` it accumulates the
+    adaptive solver's error and stiffness estimates over its accepted steps
+    (read them with `heuristics_of`; the solver must be an explicit
+    Runge–Kutta method with an embedded error estimate, see
+    `check_heuristics`)."""
     if ts is not None:
         t0 = ts[0] if t0 is None else t0
         t1 = ts[-1] if t1 is None else t1
@@ -164,9 +174,26 @@ def diffeqsolve(
         if dt0 is None:
             few = ts is None or len(ts) < 2
             dt0 = (t1 - t0) / 100 if few else ts[1] - ts[0]
+    solver = options._solver()
+    counts = evaluation_counts(solver) if count else None
+    if counts is not None:
+        # Choosing the first step costs no evaluation: diffrax 0.7 starts an
+        # adaptive solve of a (wrapped) term at dt0 = 0.01 without looking at
+        # the field (`tests/test_regularization.py` counts at run time).
+        controller = _Counting(controller, *counts)
+    if heuristics:
+        solver = _Heuristics(solver, options.rtol, options.atol)
+    if counts is not None or heuristics:
+        saveat = dfx.SaveAt(
+            subs=saveat.subs,
+            dense=saveat.dense,
+            solver_state=saveat.solver_state or heuristics,
+            controller_state=saveat.controller_state or counts is not None,
+            made_jump=saveat.made_jump,
+        )
     return dfx.diffeqsolve(
         dfx.ODETerm(f),
-        options._solver(),
+        solver,
         t0=t0,
         t1=t1,
         dt0=dt0,
@@ -178,6 +205,196 @@ def diffeqsolve(
         max_steps=options.max_steps,
         throw=False,
     )
+
+
+# -- counting vector-field evaluations --------------------------------------------
+
+
+def evaluation_counts(solver: dfx.AbstractSolver) -> tuple[int, bool] | None:
+    """`(stages, fsal)` of an explicit solver whose evaluations can be counted
+    from its steps: each step of an explicit Runge–Kutta method evaluates the
+    field once per stage, except that a method that is *first same as last*
+    (FSAL: Tsit5, Dopri5, Bosh3, Dopri8) reuses the previous accepted step's
+    last evaluation as its first one. `None` for implicit solvers (their
+    Newton iterations are not reported by the solve) and solvers without a
+    Butcher tableau other than Euler."""
+    if isinstance(solver, dfx.Euler):
+        return 1, False
+    tableau = getattr(solver, "tableau", None)
+    if (
+        isinstance(solver, dfx.AbstractERK)
+        and isinstance(tableau, dfx.ButcherTableau)
+        and not tableau.implicit
+    ):
+        return len(tableau.a_lower) + 1, bool(tableau.fsal)
+    return None
+
+
+class _CountState(eqx.Module):
+    inner: Any  # the wrapped controller's state
+    count: jax.Array  # evaluations so far
+    accepted: jax.Array  # whether a step has been accepted yet
+
+
+class _Counting(dfx.AbstractStepSizeController):
+    """Wraps a step-size controller to count the vector-field evaluations of
+    the solve in its state (which the solve carries through rejected steps as
+    well as accepted ones, unlike the solver's state).
+
+    A FSAL method evaluates the field at the start of a step only until a
+    step has been accepted (afterwards the last stage of the accepted step is
+    reused, also by steps that are then rejected)."""
+
+    controller: dfx.AbstractStepSizeController
+    stages: int = eqx.field(static=True)
+    fsal: bool = eqx.field(static=True)
+
+    def wrap(self, direction):
+        return _Counting(self.controller.wrap(direction), self.stages, self.fsal)
+
+    def init(self, terms, t0, t1, y0, dt0, args, func, error_order):
+        tnext, state = self.controller.init(
+            terms, t0, t1, y0, dt0, args, func, error_order
+        )
+        return tnext, _CountState(state, jnp.asarray(0, jnp.int32), jnp.asarray(False))
+
+    def adapt_step_size(
+        self, t0, t1, y0, y1_candidate, args, y_error, error_order, controller_state
+    ):
+        count, accepted = controller_state.count, controller_state.accepted
+        keep, tprev, tnext, jump, state, result = self.controller.adapt_step_size(
+            t0, t1, y0, y1_candidate, args, y_error, error_order, controller_state.inner
+        )
+        new = self.stages - 1 if self.fsal else self.stages
+        if self.fsal:
+            new = new + jnp.where(accepted, 0, 1)
+        count = count + jnp.asarray(new, jnp.int32)
+        state = _CountState(state, count, accepted | keep)
+        return keep, tprev, tnext, jump, state, result
+
+
+def evaluations(solution: dfx.Solution) -> int | None:
+    """The number of vector-field evaluations of a solve run with
+    `diffeqsolve(..., count=True)`, or `None` if the solver's count is not
+    known (see `evaluation_counts`)."""
+    state = solution.controller_state
+    return int(state.count) if isinstance(state, _CountState) else None
+
+
+# -- solver heuristics: error and stiffness estimates along the solve -------------
+
+
+def check_heuristics(options: SolveOptions, error: type[SymmlError]) -> None:
+    """Raise `error` unless the solver of `options` can report its error and
+    stiffness estimates at every step (an explicit Runge–Kutta method with an
+    embedded error estimate, such as Tsit5 or Dopri5, under an adaptive
+    step-size controller)."""
+    solver = options.solver
+    tableau = getattr(solver, "tableau", None)
+    if not (
+        options.adaptive
+        and isinstance(solver, dfx.AbstractERK)
+        and isinstance(tableau, dfx.ButcherTableau)
+        and tableau.b_error is not None
+        and len(tableau.a_lower) >= 1
+    ):
+        raise error(
+            f"The solver heuristics (local error and stiffness estimates) need an "
+            f"adaptive explicit Runge–Kutta solver with an embedded error "
+            f"estimate; got `{type(solver).__name__}`. Use `solver='Tsit5'` or "
+            "'Dopri5'."
+        )
+    if not isinstance(
+        options.adjoint, dfx.RecursiveCheckpointAdjoint | dfx.DirectAdjoint
+    ):
+        raise error(
+            "The solver heuristics are differentiated through the solver's own "
+            f"steps (a discrete adjoint); `adjoint={type(options.adjoint).__name__}"
+            "()` does not do that. Use `adjoint='recursive'` (the default) or "
+            "'direct'."
+        )
+
+
+def _safe_norm(x):
+    # A norm whose gradient is 0, not NaN, at 0.
+    squared = jnp.sum(x**2)
+    positive = squared > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1.0)), 0.0)
+
+
+class _Heuristics(dfx.AbstractAdaptiveSolver, dfx.AbstractWrappedSolver):
+    """Wraps an explicit Runge–Kutta solver to accumulate, over the accepted
+    steps, `Σ E_j h_j` (the local error estimate `E_j` in the step-size
+    controller's scaled RMS norm, times the step `h_j`) and `Σ S_j` (the
+    stiffness estimate `S_j = ‖k_s − k_{s−1}‖ / (h ‖Y_s − Y_{s−1}‖)` of the
+    last two stages, an estimate of the largest eigenvalue's magnitude;
+    Hairer & Wanner II, IV.2), the heuristics that SRNODE regularises.
+
+    The sums live in the solver's state, which the solve keeps only when a
+    step is accepted, and are differentiated with the solve (the step sizes
+    themselves carry no gradient: diffrax's controller stops it)."""
+
+    solver: dfx.AbstractRungeKutta
+    rtol: float
+    atol: float
+
+    @property
+    def term_structure(self):
+        return self.solver.term_structure
+
+    @property
+    def interpolation_cls(self):  # pyright: ignore
+        return self.solver.interpolation_cls
+
+    @property
+    def term_compatible_contr_kwargs(self):
+        return self.solver.term_compatible_contr_kwargs
+
+    def order(self, terms):
+        return self.solver.order(terms)
+
+    def strong_order(self, terms):
+        return self.solver.strong_order(terms)
+
+    def error_order(self, terms):
+        return self.solver.error_order(terms)
+
+    def func(self, terms, t0, y0, args):
+        return self.solver.func(terms, t0, y0, args)
+
+    def init(self, terms, t0, t1, y0, args):
+        zero = jnp.zeros((), jnp.result_type(y0))
+        return self.solver.init(terms, t0, t1, y0, args), zero, zero
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        inner, error_sum, stiffness_sum = solver_state
+        y1, y_error, dense_info, inner, result = self.solver.step(
+            terms, t0, t1, y0, args, inner, made_jump
+        )
+        h = t1 - t0
+        scale = self.atol + self.rtol * jnp.maximum(jnp.abs(y0), jnp.abs(y1))
+        ratio = (y_error / scale).ravel()
+        estimate = _safe_norm(ratio) / jnp.sqrt(ratio.size)
+        # `k` holds the stages times the step (diffrax's "k-space").
+        k = dense_info["k"].reshape(dense_info["k"].shape[0], -1)
+        rows = [np.zeros(0), *self.solver.tableau.a_lower]
+        last, before = rows[-1], np.pad(rows[-2], (0, 1))
+        weights = jnp.asarray(last - before, k.dtype)
+        dy = weights @ k[: len(last)]
+        dk = k[-1] - k[-2]
+        size = _safe_norm(dy)
+        stiffness = jnp.where(
+            size > 0, _safe_norm(dk) / (jnp.abs(h) * jnp.where(size > 0, size, 1)), 0
+        )
+        state = (inner, error_sum + estimate * jnp.abs(h), stiffness_sum + stiffness)
+        return y1, y_error, dense_info, state, result
+
+
+def heuristics_of(solution: dfx.Solution) -> tuple[jax.Array, jax.Array]:
+    """`(Σ E_j h_j, Σ S_j)` over the accepted steps of a solve run with
+    `diffeqsolve(..., heuristics=True)`."""
+    _, error_sum, stiffness_sum = solution.solver_state
+    return error_sum, stiffness_sum
 
 
 def _reason(result) -> str:

@@ -9,7 +9,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._diffrax import SolveOptions, check_times, diffeqsolve, raise_if_failed
+from .._diffrax import (
+    SolveOptions,
+    check_times,
+    diffeqsolve,
+    evaluations,
+    raise_if_failed,
+)
 from .._errors import LoweringError
 from ..sparsity import SparseLU
 from ._params import Params
@@ -26,6 +32,9 @@ class Solution:
     - `ys`: the flat states, shape `(T, n)`.
     - `system`: the [`AbstractSystem`][symml.AbstractSystem] solved.
     - `stats`: diffrax's statistics (`num_steps`, `num_accepted_steps`, ...).
+    - `nfe`: the number of evaluations of the right-hand side the solve made
+      (rejected steps included), counted during the solve; `None` for
+      implicit solvers, whose Newton iterations are not counted.
     """
 
     def __init__(self, system: AbstractSystem, solution: dfx.Solution):
@@ -34,6 +43,7 @@ class Solution:
         self.ys: Float[Array, "T n"] = solution.ys
         self.stats = solution.stats
         self.result = solution.result
+        self.nfe: int | None = evaluations(solution)
 
     def unflatten(self) -> dict[str, Float[Array, "T ..."]]:
         """`{state name: array of shape (T, *state shape)}`."""
@@ -199,6 +209,7 @@ def solve(
         ts=None if ts is None else jnp.asarray(ts, y0.dtype),
         t0=t0,
         t1=t1,
+        count=True,
     )
     slices = {n: system.state_slice(n) for n in system.state_names}
     raise_if_failed(

@@ -11,12 +11,28 @@ loss history and the means to predict.
 """
 
 from ..dsl import Data as Data, FieldModel as _FieldModel, PointData as PointData
+from ._collocation import (
+    Collocation as Collocation,
+    CollocationResult as CollocationResult,
+    CollocationThenSolve as CollocationThenSolve,
+    DerivativeEstimates as DerivativeEstimates,
+)
 from ._fit import fit as fit, register_fit_method as register_fit_method
 from ._loop import Phase as Phase, adam as adam, lbfgs as lbfgs
 from ._method import AbstractFitMethod as AbstractFitMethod
+from ._multistep import (
+    Multistep as Multistep,
+    multistep_coefficients as multistep_coefficients,
+)
 from ._penalty import Penalty as Penalty
 from ._pinn import PhysicsInformed as PhysicsInformed, PINNResult as PINNResult
-from ._pinn_options import Causal as Causal, RAD as RAD
+from ._pinn_options import RAD as RAD, Causal as Causal
+from ._regularize import (
+    AbstractRegularization as AbstractRegularization,
+    SolverHeuristics as SolverHeuristics,
+    TaylorRegularization as TaylorRegularization,
+    ode_taylor_coefficients as ode_taylor_coefficients,
+)
 from ._result import FitResult as FitResult, UDEResult as UDEResult
 from ._ude import SolveInLoop as SolveInLoop
 

@@ -1,5 +1,6 @@
 """`fit`: train a model's unknown terms and trainable parameters."""
 
+import math
 import time
 from typing import Any
 
@@ -10,8 +11,10 @@ from ..dsl import FieldModel, Model, ODEModel, PDEModel
 from ..lowering import AbstractSystem
 from ..lowering._params import check_dtype
 from ._checkpoint import Checkpointer, load
+from ._collocation import Collocation, CollocationThenSolve
 from ._loop import Phase, optimize
 from ._method import AbstractFitMethod
+from ._multistep import Multistep
 from ._pinn import PhysicsInformed
 from ._progress import Progress
 from ._result import FitResult
@@ -27,6 +30,9 @@ _DEFAULT_METHODS: list[tuple[type, type | None, Any]] = [
 _METHODS: dict[str, type[AbstractFitMethod]] = {
     "solve": SolveInLoop,
     "pinn": PhysicsInformed,
+    "collocation": Collocation,
+    "multistep": Multistep,
+    "collocation+solve": CollocationThenSolve,
 }
 
 
@@ -118,6 +124,28 @@ def _unknown_options(unknown: dict, method: AbstractFitMethod) -> FitError:
     )
 
 
+def _check_optimisation(steps, learning_rate, lbfgs_steps) -> None:
+    """`fit`'s own shortcuts for the Adam and L-BFGS phases, checked under
+    their own names (the phases would name their `steps`)."""
+    for name, value in (("steps", steps), ("lbfgs_steps", lbfgs_steps)):
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, int | np.integer)
+            or value < 0
+        ):
+            raise FitError(f"`{name}` must be an integer >= 0; got {value!r}.")
+    if learning_rate is not None:
+        try:
+            rate = float(learning_rate)
+        except (TypeError, ValueError):
+            rate = math.nan
+        if isinstance(learning_rate, bool) or not math.isfinite(rate) or rate <= 0:
+            raise FitError(
+                "`learning_rate` must be a finite positive number such as 1e-3; got "
+                f"{learning_rate!r}."
+            )
+
+
 _FIT_OPTIONS = (
     "method",
     "seed",
@@ -168,8 +196,13 @@ def fit(
       (the default with data: solver, tolerances, multiple shooting,
       penalties, initial states) or
       [`PhysicsInformed`][symml.PhysicsInformed] (the default for field
-      models: derivative scheme, collocation points, weights); or a name
-      (`"solve"`, `"pinn"`).
+      models: derivative scheme, collocation points, weights),
+      [`Collocation`][symml.Collocation] and
+      [`Multistep`][symml.Multistep] (no solve: derivatives estimated from
+      the data, or a multistep formula on them),
+      [`CollocationThenSolve`][symml.CollocationThenSolve] (collocation, then
+      the solve in the loop from its result); or a name (`"solve"`, `"pinn"`,
+      `"collocation"`, `"multistep"`, `"collocation+solve"`).
     - `seed`: seeds the networks' initial weights and any sampling; the same
       seed gives the same result on the same machine.
     - `steps`, `learning_rate`: the Adam phase; `lbfgs_steps`: the L-BFGS
@@ -199,7 +232,13 @@ def fit(
     if unknown:
         raise _unknown_options(unknown, chosen)
     seed = _check_seed(seed)
-    dtype = check_dtype(dtype, "fit")
+    dtype = check_dtype(dtype, "fit", FitError)
+    _check_optimisation(steps, learning_rate, lbfgs_steps)
+    if progress is not None and not isinstance(progress, bool):
+        raise FitError(
+            f"`progress` must be True, False or None (shown on a terminal only); "
+            f"got {progress!r}."
+        )
     if init is not None:
         if not isinstance(init, FitResult):
             raise FitError(
@@ -217,6 +256,11 @@ def fit(
             raise FitError(
                 "Give either `phases=` or `steps=`/`learning_rate=`/`lbfgs_steps=`, "
                 "not both."
+            )
+        if not isinstance(phases, list | tuple) or not phases:
+            raise FitError(
+                "`phases` must be a non-empty list of phases such as "
+                f"`[symml.adam(1000), symml.lbfgs(500)]`; got {phases!r}."
             )
         phases = list(phases)
         for i, p in enumerate(phases):
@@ -244,12 +288,14 @@ def fit(
             "`resume` needs the `checkpoint=` and `checkpoint_every=` of the fit that "
             "wrote it, so the steps line up exactly."
         )
+    # The clock starts before `prepare`: a method may fit in it (the
+    # collocation stage of `"collocation+solve"`).
+    start = time.perf_counter()
     problem = chosen.prepare(model, data, seed=seed, dtype=dtype, init=init)
     state = load(resume, problem, phases) if resume is not None else None
     writer = (
         Checkpointer(checkpoint, problem, phases) if checkpoint is not None else None
     )
-    start = time.perf_counter()
     trainable, history, static = optimize(
         problem,
         phases,

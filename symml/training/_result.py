@@ -12,7 +12,7 @@ import sympy as sp
 
 from .. import _display
 from .._diffrax import SolveOptions, check_times, diffeqsolve, raise_if_failed
-from .._errors import FitError
+from .._errors import FitError, SymmlError
 from ..dsl import Model
 from ..lowering import AbstractSystem, Params, Solution
 
@@ -173,11 +173,17 @@ class UDEResult(FitResult):
         `y0` at `t0` (default `t[0]`).
 
         **Returns:** a [`Solution`][symml.Solution]: `solution.ys` has shape
-        `(T, n)` in the order of `system.state_names`, `solution[x]` one state.
+        `(T, n)` in the order of `system.state_names`, `solution[x]` one state,
+        `solution.nfe` the evaluations of the right-hand side the solve made.
         """
         system = self.system
         dtype = self.initial_states[0].dtype
-        ts = np.asarray(t, dtype=float)
+        try:
+            ts = np.asarray(t, dtype=float)
+        except (TypeError, ValueError):
+            raise FitError(
+                f"`t` must be a 1-D array of times; got {t!r}, which is not numeric."
+            ) from None
         if ts.ndim != 1 or ts.size < 1 or not np.all(np.isfinite(ts)):
             raise FitError(
                 f"`t` must be a 1-D array of finite times; got shape {ts.shape}."
@@ -208,15 +214,19 @@ class UDEResult(FitResult):
                     "state is; predict from there on, or pass `y0=` and `t0=`."
                 )
         else:
-            if isinstance(y0, dict):
-                state = system.initial_state(y0, dtype=dtype)
-            else:
-                state = system.check_state(y0, "y0")
-                if state.ndim != 1:
-                    raise FitError(
-                        f"`y0` has shape {state.shape}; expected ({system.n},)."
-                    )
-            start = float(ts[0] if t0 is None else t0)
+            try:
+                if isinstance(y0, dict):
+                    state = system.initial_state(y0, dtype=dtype)
+                else:
+                    state = system.check_state(y0, "y0")
+            except SymmlError as e:  # the system's own class; here it is `predict`'s
+                raise FitError(str(e)) from None
+            if state.ndim != 1:
+                raise FitError(f"`y0` has shape {state.shape}; expected ({system.n},).")
+            try:
+                start = float(ts[0] if t0 is None else t0)
+            except (TypeError, ValueError):
+                raise FitError(f"`t0` must be a time (a number); got {t0!r}.") from None
             if ts[0] < start:
                 raise FitError(f"`t` starts at {ts[0]:g}, before `t0={start:g}`.")
             if not bool(jnp.all(jnp.isfinite(state))):
@@ -239,6 +249,18 @@ class UDEResult(FitResult):
             what="The prediction",
         )
         return Solution(system, solution)
+
+    @property
+    def nfe(self) -> int | None:
+        """The number of evaluations of the right-hand side that solving the
+        fitted model takes: the sum over the fitted trajectories of the
+        solve from each one's fitted initial state over its observation times,
+        with the fit's solver and tolerances (`None` for an implicit solver,
+        whose Newton iterations are not counted). A learned vector field that
+        is easy to solve has a small `nfe`; see
+        [`SolverHeuristics`][symml.SolverHeuristics]."""
+        counts = [self.predict(d.t, trajectory=j).nfe for j, d in enumerate(self.data)]
+        return None if any(c is None for c in counts) else sum(counts)
 
     def unknown_samples(self, n: int = 200) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """The unknown terms along the fitted trajectories: `{name: (X, Y)}` with
@@ -264,4 +286,4 @@ class UDEResult(FitResult):
 
 @eqx.filter_jit
 def _predict(system, options, params, y0, ts, t0):
-    return diffeqsolve(system, options, y0, params, ts=ts, t0=t0)
+    return diffeqsolve(system, options, y0, params, ts=ts, t0=t0, count=True)

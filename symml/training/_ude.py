@@ -15,6 +15,7 @@ from .._errors import DataError, FitError
 from ..dsl import Data, ODEModel
 from ..dsl._data import as_datasets, state_key
 from ..lowering import AbstractSystem, CompiledRHS, Params
+from ..lowering._compile import check_derivatives
 from ._checkpoint import fingerprint
 from ._loop import Problem
 from ._method import (
@@ -24,6 +25,7 @@ from ._method import (
     set_field,
 )
 from ._penalty import Penalty, compile_penalty
+from ._regularize import AbstractRegularization
 from ._result import UDEResult
 
 
@@ -51,6 +53,7 @@ class _Static(eqx.Module):
     state_of: tuple = eqx.field(static=True, default=())  # flat index -> state
     continuity: float = eqx.field(static=True, default=0.0)
     penalties: tuple = ()  # CompiledPenalty terms added to the loss
+    regularize: AbstractRegularization | None = eqx.field(static=True, default=None)
 
 
 def _with_units(params: Params, units: dict, *, divide: bool = False) -> Params:
@@ -69,6 +72,7 @@ def _loss(x: _Trainable, s: _Static):
     per_state = jnp.zeros(n, s.scale.dtype)
     counts = jnp.zeros(n, s.scale.dtype)
     continuity = jnp.zeros((), s.scale.dtype)
+    regularization = jnp.zeros((), s.scale.dtype)
     failed = jnp.asarray(False)
     params = _with_units(x.params, s.units)
     for j in range(len(s.ts)):
@@ -79,9 +83,15 @@ def _loss(x: _Trainable, s: _Static):
         observed = np.asarray(s.observed[j])
         for k in range(len(bounds) - 1):
             a, b = bounds[k], bounds[k + 1]
-            sol = diffeqsolve(
-                s.system, s.options, starts[k], params, ts=s.ts[j][a : b + 1]
-            )
+            if s.regularize is None:
+                sol = diffeqsolve(
+                    s.system, s.options, starts[k], params, ts=s.ts[j][a : b + 1]
+                )
+            else:
+                sol, term = s.regularize.solve(
+                    s.system, s.options, starts[k], params, s.ts[j][a : b + 1]
+                )
+                regularization += term
             failed = failed | (sol.result != dfx.RESULTS.successful)
             last = k == len(bounds) - 2
             # A segment's end point is the next segment's (trainable) start.
@@ -103,6 +113,9 @@ def _loss(x: _Trainable, s: _Static):
     for penalty in s.penalties:
         extra[penalty.name] = penalty(params)
         loss = loss + extra[penalty.name]
+    if s.regularize is not None:
+        extra[s.regularize.name] = regularization
+        loss = loss + regularization
     loss = jnp.where(failed, jnp.inf, loss)
     return loss, {name: terms[i] for i, name in enumerate(s.names)} | extra | {
         "solver": jnp.where(failed, jnp.inf, 0.0)
@@ -252,6 +265,12 @@ class SolveInLoop(AbstractFitMethod):
       `Penalty(U[0].diff(x)**2, over={x: (0, 5), y: (0, 5)}, weight=1e-3)`.
     - `derivatives`: the scheme of derivatives of networks in the model and
       the penalties (as in [`lower`][symml.lower]).
+    - `regularize`: a term that makes the learned field cheap to solve,
+      computed along the solves of the loss:
+      [`SolverHeuristics`][symml.SolverHeuristics] (the solver's error and
+      stiffness estimates, SRNODE: almost free) or
+      [`TaylorRegularization`][symml.TaylorRegularization] (`∫‖d^K z/dt^K‖²`,
+      TayNODE: several times the cost of a solve). `None` by default.
     """
 
     name: ClassVar[str] = "SolveInLoop"
@@ -266,6 +285,7 @@ class SolveInLoop(AbstractFitMethod):
     continuity: float = 10.0
     penalties: tuple = ()
     derivatives: Any = None
+    regularize: AbstractRegularization | None = None
 
     def __post_init__(self):
         owner = "SolveInLoop"
@@ -296,6 +316,15 @@ class SolveInLoop(AbstractFitMethod):
                     f"{type(p).__name__}."
                 )
         set_field(self, "penalties", penalties)
+        check_derivatives(self.derivatives, FitError)
+        if self.regularize is not None and not isinstance(
+            self.regularize, AbstractRegularization
+        ):
+            raise FitError(
+                "`regularize` must be `symml.SolverHeuristics(...)` or "
+                "`symml.TaylorRegularization(...)`, or None; got "
+                f"{self.regularize!r}."
+            )
 
     def prepare(self, target, data, *, seed: int, dtype, init) -> Problem:
         if isinstance(target, ODEModel):
@@ -320,6 +349,8 @@ class SolveInLoop(AbstractFitMethod):
             raise DataError("The data observe no state of the model.")
         for d in datasets:
             check_times(d.t, dtype, DataError, "the data's `t`")
+        if self.regularize is not None:
+            self.regularize.check(system, self._options, dtype)
         if init is not None:
             params = init.params
         else:
@@ -381,6 +412,7 @@ class SolveInLoop(AbstractFitMethod):
             tuple(state_of.tolist()),
             float(self.continuity),
             penalties,
+            self.regularize,
         )
         trainable = _Trainable(
             _with_units(params, units, divide=True), tuple(starts), nodes

@@ -1,0 +1,271 @@
+"""Fits without a solve: collocation (smoothed data and estimated
+derivatives), multistep residuals, and collocation followed by the solve in
+the loop."""
+
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import symml as sm
+from symml.training import multistep_coefficients
+
+t = sp.Symbol("t")
+
+
+def _poly_model():
+    x, y = sm.states("x y", t)
+    a, b, c = sp.symbols("a b c")
+    model = sm.Model(
+        [sp.Eq(x.diff(t), a * t + b), sp.Eq(y.diff(t), c * y)],
+        parameters={a: sm.trainable(1.0), b: sm.trainable(1.0), c: sm.trainable(0.5)},
+    )
+    return model, x, y, (a, b, c)
+
+
+@pytest.mark.parametrize("kernel", ["epanechnikov", "triangular", "gaussian"])
+@pytest.mark.parametrize("degree", [2, 3])
+def test_local_polynomial_is_exact_on_polynomials(kernel, degree):
+    ts = np.sort(np.random.default_rng(0).uniform(0, 2, 25))
+    values = 1 - 2 * ts + 0.5 * ts**2 + (0.3 * ts**3 if degree == 3 else 0)
+    slopes = -2 + ts + (0.9 * ts**2 if degree == 3 else 0)
+    (x,) = sm.states("x", t)
+    (est,) = sm.Collocation(kernel=kernel, degree=degree).estimate(
+        sm.Data(ts, {x: values})
+    )
+    np.testing.assert_allclose(est.values["x"], values, atol=1e-10)
+    np.testing.assert_allclose(est.derivatives["x"], slopes, atol=1e-9)
+    assert est.smoothing["x"] > 0
+
+
+def test_spline_is_exact_on_lines():
+    ts = np.linspace(0, 3, 12)
+    (x,) = sm.states("x", t)
+    (est,) = sm.Collocation(smoother="spline").estimate(sm.Data(ts, {x: 2 + 0.5 * ts}))
+    np.testing.assert_allclose(est.derivatives["x"], 0.5, atol=1e-8)
+
+
+def test_collocation_recovers_right_hand_side_from_polynomial_data():
+    """x = 1 + 3t + 2t² gives x' = 4t + 3; y = 2 e^{-t} is not a polynomial,
+    but on a fine grid its estimated derivative is close: c = -1."""
+    model, x, y, (a, b, c) = _poly_model()
+    ts = np.linspace(0, 1, 41)
+    data = sm.Data(ts, {x: 1 + 3 * ts + 2 * ts**2, y: 2 * np.exp(-ts)})
+    result = sm.fit(model, data, method="collocation", steps=0, lbfgs_steps=200)
+    values = result.parameter_values()
+    assert values[a] == pytest.approx(4.0, abs=1e-8)
+    assert values[b] == pytest.approx(3.0, abs=1e-8)
+    assert values[c] == pytest.approx(-1.0, abs=1e-3)
+    assert isinstance(result, sm.training.CollocationResult)
+    (est,) = result.estimates
+    np.testing.assert_allclose(est.derivatives["x"], 4 * ts + 3, atol=1e-9)
+    # The fitted model can be simulated, and counts its evaluations.
+    solution = result.predict(ts)
+    np.testing.assert_allclose(solution["x"], 1 + 3 * ts + 2 * ts**2, rtol=1e-6)
+    assert solution.nfe > 0
+
+
+def test_collocation_trains_a_network():
+    (x,) = sm.states("x", t)
+    U = sm.Unknown("U", inputs=[x], outputs=1, hidden=[8], input_range=((0,), (3,)))
+    model = sm.Model([sp.Eq(x.diff(t), U[0])])
+    ts = np.linspace(0, 2, 21)
+    result = sm.fit(
+        model,
+        sm.Data(ts, {x: 1 + ts}),
+        method=sm.Collocation(bandwidth=0.5),
+        steps=300,
+        learning_rate=1e-2,
+        lbfgs_steps=100,
+    )
+    X, Y = result.unknown_samples(20)["U"]
+    np.testing.assert_allclose(Y[:, 0], 1.0, atol=1e-3)
+
+
+def test_kernel_bandwidth_grows_with_noise():
+    ts = np.linspace(0, 2 * np.pi, 80)
+    (x,) = sm.states("x", t)
+    rng = np.random.default_rng(1)
+    widths, errors = [], []
+    for noise in [1e-3, 1e-1]:
+        data = sm.Data(ts, {x: np.sin(ts) + noise * rng.standard_normal(ts.size)})
+        (est,) = sm.Collocation().estimate(data)
+        widths.append(est.smoothing["x"])
+        errors.append(np.sqrt(np.mean((est.derivatives["x"] - np.cos(ts)) ** 2)))
+    assert widths[1] > 2 * widths[0]
+    assert errors[0] < 2e-2
+    # Far better than differencing the noisy data (error ~ noise / dt ≈ 1.3).
+    assert errors[1] < 0.2
+
+
+def test_collocation_needs_every_state_observed():
+    model, x, y, _ = _poly_model()
+    ts = np.linspace(0, 1, 11)
+    with pytest.raises(sm.FitError, match="needs every state observed.*`y`"):
+        sm.fit(model, sm.Data(ts, {x: ts}), method="collocation")
+    with pytest.raises(sm.FitError, match="needs every state observed"):
+        sm.fit(model, sm.Data(ts, {x: ts}), method="multistep")
+
+
+def test_bad_options_are_fit_errors():
+    with pytest.raises(sm.FitError, match="`smoother='bogus'`"):
+        sm.Collocation(smoother="bogus")
+    with pytest.raises(sm.FitError, match="`bandwidth`"):
+        sm.Collocation(bandwidth=-1.0)
+    with pytest.raises(sm.FitError, match="`formula='rk4'`"):
+        sm.Multistep(formula="rk4")
+    with pytest.raises(sm.FitError, match="too high"):
+        sm.Multistep(order=9)
+    with pytest.raises(sm.FitError, match="`collocation` of `CollocationThenSolve`"):
+        sm.CollocationThenSolve(collocation=sm.SolveInLoop())
+
+
+def test_too_narrow_bandwidth():
+    (x,) = sm.states("x", t)
+    data = sm.Data(np.linspace(0, 1, 11), {x: np.linspace(0, 1, 11)})
+    with pytest.raises(sm.FitError, match="too narrow"):
+        sm.Collocation(bandwidth=0.01).estimate(data)
+
+
+# -- multistep ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "formula, order, alpha, beta",
+    [
+        ("adams-bashforth", 2, [0, -1, 1], [-1 / 2, 3 / 2, 0]),
+        ("adams-moulton", 3, [0, -1, 1], [-1 / 12, 8 / 12, 5 / 12]),
+        ("adams-moulton", 1, [-1, 1], [0, 1]),
+        ("bdf", 2, [1 / 2, -2, 3 / 2], [0, 0, 1]),
+        ("bdf", 3, [-1 / 3, 3 / 2, -3, 11 / 6], [0, 0, 0, 1]),
+    ],
+)
+def test_multistep_coefficients(formula, order, alpha, beta):
+    a, b = multistep_coefficients(formula, order)
+    np.testing.assert_allclose(a, alpha, atol=1e-14)
+    np.testing.assert_allclose(b, beta, atol=1e-14)
+
+
+def _decay(rate=1.3):
+    (x,) = sm.states("x", t)
+    k = sp.Symbol("k")
+    model = sm.Model([sp.Eq(x.diff(t), -k * x)], parameters={k: rate})
+    return model, x
+
+
+@pytest.mark.parametrize("formula", ["bdf", "adams-moulton", "adams-bashforth"])
+@pytest.mark.parametrize("order", [1, 2, 3, 4, 5])
+def test_multistep_residuals_converge_at_the_formulas_order(formula, order):
+    """On the exact solution of x' = -1.3 x the residual is O(h^order)."""
+    model, x = _decay()
+    system, params = sm.lower(model)
+    method = sm.Multistep(formula=formula, order=order)
+    sizes = []
+    for h in [0.04, 0.02]:
+        ts = np.arange(0, 1 + h / 2, h)
+        data = sm.Data(ts, {x: np.exp(-1.3 * ts)})
+        sizes.append(float(np.max(np.abs(method.residuals(system, data, params)))))
+    observed = math.log2(sizes[0] / sizes[1])
+    assert observed == pytest.approx(order, abs=0.25)
+
+
+def test_multistep_fit_recovers_a_rate():
+    (x,) = sm.states("x", t)
+    k = sp.Symbol("k")
+    model = sm.Model([sp.Eq(x.diff(t), -k * x)], parameters={k: sm.trainable(0.5)})
+    ts = np.linspace(0, 2, 41)
+    data = sm.Data(ts, {x: 3 * np.exp(-1.3 * ts)})
+    result = sm.fit(model, data, method=sm.Multistep(order=4), steps=0, lbfgs_steps=100)
+    assert result.parameter_values()[k] == pytest.approx(1.3, rel=1e-5)
+
+
+def test_multistep_needs_equal_steps():
+    model, x = _decay()
+    ts = np.array([0.0, 0.1, 0.3, 0.4, 0.5, 0.6])
+    with pytest.raises(sm.DataError, match="equally spaced"):
+        sm.fit(model, sm.Data(ts, {x: np.exp(-ts)}), method="multistep")
+
+
+# -- a discretised PDE -------------------------------------------------------------
+
+
+def test_collocation_on_a_discretised_pde():
+    """ρ_t = r ρ(1 − ρ) + D ρ_xx on 16 points, clean data from the same
+    discretisation: r and D are recovered to the derivative estimates' error."""
+    x = sp.Symbol("x")
+    (rho,) = sm.states("rho", t, x)
+    r, D = sp.symbols("r D")
+    truth = sm.Model(
+        [sp.Eq(rho.diff(t), r * rho * (1 - rho) + D * rho.diff(x, 2))],
+        parameters={r: 1.0, D: 0.01},
+        domain={x: (0, 1)},
+        boundary="periodic",
+    )
+    fine = sm.discretize(truth, {x: 16})
+    ts = np.linspace(0, 1, 41)
+    start = fine.initial_state({rho: 0.2 + 0.6 * sp.exp(-(((x - 0.5) / 0.15) ** 2))})
+    clean = np.asarray(sm.solve(fine, start, saveat=ts, rtol=1e-10, atol=1e-12)["rho"])
+    model = sm.Model(
+        [sp.Eq(rho.diff(t), r * rho * (1 - rho) + D * rho.diff(x, 2))],
+        parameters={r: sm.trainable(0.5), D: sm.trainable(0.05)},
+        domain={x: (0, 1)},
+        boundary="periodic",
+    )
+    result = sm.fit(
+        sm.discretize(model, {x: 16}),
+        sm.Data(ts, {rho: clean}),
+        method="collocation",
+        steps=0,
+        lbfgs_steps=100,
+    )
+    values = result.parameter_values()
+    assert values[r] == pytest.approx(1.0, rel=1e-3)
+    assert values[D] == pytest.approx(0.01, rel=1e-2)
+
+
+# -- collocation, then the solve in the loop ---------------------------------------
+
+
+def test_collocation_then_solve():
+    model, x, y, (a, b, c) = _poly_model()
+    ts = np.linspace(0, 1, 21)
+    rng = np.random.default_rng(0)
+    clean = {x: 1 + 3 * ts + 2 * ts**2, y: 2 * np.exp(-ts)}
+    data = sm.Data(
+        ts, {k: v + 1e-3 * rng.standard_normal(ts.size) for k, v in clean.items()}
+    )
+    method = sm.CollocationThenSolve(collocation_steps=0, collocation_lbfgs_steps=50)
+    result = sm.fit(model, data, method=method, steps=0, lbfgs_steps=50)
+    assert list(result.history) == ["collocation:lbfgs", "lbfgs"]
+    assert result.method is method
+    values = result.parameter_values()
+    assert values[a] == pytest.approx(4.0, rel=0.05)
+    assert values[c] == pytest.approx(-1.0, rel=0.02)
+    # By name, with the defaults of both stages.
+    named = sm.fit(model, data, method="collocation+solve", steps=0, lbfgs_steps=5)
+    assert isinstance(named.method, sm.CollocationThenSolve)
+    assert named.wall_time > 0
+
+
+@pytest.mark.slow
+def test_collocation_benchmark_quick(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "benchmarks" / "collocation.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--quick", "--seed", "1", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    lv = summary["lotka_volterra"]
+    assert [r["method"] for r in lv["rows"]] == ["solve", "collocation+solve"]
+    assert lv["median_speedup_whole_run"] > 0
+    assert summary["fisher_kpp"]["fit_time_ratio_solve_vs_collocation"] > 0
+    assert "Fisher–KPP" in out.stdout
