@@ -9,6 +9,12 @@ on the training orbit (the data cover about one period of a closed orbit),
 but from a new initial state it is badly wrong: it learned the vector field
 along one orbit, the recovered equations describe the whole phase plane.
 
+Every recovered coefficient comes with an error bar (Gauss–Newton, from the
+refit's residuals) and every library term with its inclusion frequency over
+bootstrap resamples (stability selection); the recovered model's prediction
+band (its coefficients and initial state drawn from their joint error
+distribution) is plotted to t = 10.
+
     python examples/lotka_volterra.py            # full run (seeded, ~1-2 min)
     python examples/lotka_volterra.py --quick    # a short smoke run for tests
 """
@@ -67,55 +73,55 @@ def relative_l2(a, b) -> float:
     return float(np.linalg.norm(a - b) / np.linalg.norm(b))
 
 
-def plot(path, ts, data, dense, truth, ude_fit, recovered, node, new):
-    """Top: data, fits and simulations to t = 10 from the data's initial state.
-    Bottom: both models from a new initial state, against the truth."""
+def plot(path, data, dense, truth, refit, node, new):
+    """Top: the refitted recovered model and a pure neural ODE against the data
+    and the truth, to t = 10 from the data's initial state. Bottom: both from
+    a new initial state."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 8), layout="constrained")
+    axes = fig.subplots(2, 2, sharex=True)
+    rows = [
+        ("from the data's initial state", truth, {"data": data}),
+        (
+            f"from a new initial state {np.round(new['u0'], 2).tolist()}",
+            new["truth"],
+            {"y0": new["u0"]},
+        ),
+    ]
+    for row, (where, reference, start) in zip(axes, rows, strict=True):
+        for ax, (name, fitted) in zip(
+            row,
+            [("recovered model, refitted", refit), ("neural ODE", node)],
+            strict=True,
+        ):
+            true = {"x": reference[:, 0], "y": reference[:, 1]}
+            try:
+                sm.plot.fit(fitted, t=dense, truth=true, ax=ax, label=name, **start)
+            except sm.FitError:  # a diverging neural ODE is a result
+                ax.set_facecolor("0.95")
+                ax.text(0.5, 0.5, "diverged", ha="center", transform=ax.transAxes)
+            ax.axvline(T_DATA, color="k", lw=0.5)
+            ax.set_title(f"{name}: {where}", fontsize=10)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+
+
+def plot_prediction_band(path, ts, data, dense, truth, band) -> None:
+    """The recovered model's prediction band (mean ± 1σ, 2σ) against the
+    truth and the data."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True)
-    mask = dense <= T_DATA
-    rows = [
-        (axes[0], "from the data's initial state", truth, recovered, node, True),
-        (
-            axes[1],
-            f"from a new initial state {np.round(new['u0'], 2).tolist()}",
-            new["truth"],
-            new["recovered"],
-            new["node"],
-            False,
-        ),
-    ]
-    for row, where, reference, rec, nde, with_data in rows:
-        for ax, model, traj in (
-            (row[0], "UDE + SINDy, recovered model", rec),
-            (row[1], "pure neural ODE", nde),
-        ):
-            for i, (name, color) in enumerate([("x", "C0"), ("y", "C1")]):
-                ax.plot(
-                    dense,
-                    reference[:, i],
-                    color="0.6",
-                    lw=3,
-                    label="truth" if i == 0 else None,
-                )
-                if with_data:
-                    ax.plot(
-                        ts, data[:, i], "o", color=color, ms=4, label=f"data {name}"
-                    )
-                ax.plot(
-                    dense, traj[:, i], "--", color=color, label=f"{name}, simulated"
-                )
-            if with_data and model.startswith("UDE"):
-                for i, color in enumerate(["C0", "C1"]):
-                    ax.plot(dense[mask], ude_fit[mask, i], color=color, lw=1)
-            ax.axvline(T_DATA, color="k", lw=0.5)
-            ax.set_title(f"{model}: {where}", fontsize=10)
-        row[0].legend(fontsize=7, loc="upper right")
-    for ax in axes[1]:
-        ax.set_xlabel("t")
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
+    for i, (ax, name) in enumerate(zip(axes, ("x", "y"), strict=True)):
+        sm.plot_band(band, name, ax=ax, label=f"{name}, recovered model", color="C0")
+        ax.plot(dense, truth[:, i], color="0.4", lw=1, ls="--", label="truth")
+        ax.plot(ts, data[:, i], "o", color="C1", ms=3, label="data")
+        ax.axvline(T_DATA, color="k", lw=0.5)
+        ax.set_title(f"{name}: prediction band of the recovered model", fontsize=10)
+        ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)
@@ -161,6 +167,17 @@ def main(argv=None) -> dict:
         found.trainable_model(), data, seed=args.seed, steps=0, lbfgs_steps=refit_steps
     )
     coefficients = {str(c): v for c, v in refit.parameter_values().items()}
+
+    # -- error bars and inclusion frequencies ----------------------------------------
+    bars = sm.parameter_uncertainty(refit)  # Gauss–Newton at the refit
+    ensemble = sm.discover(
+        result,
+        library=sm.PolynomialLibrary(degree=3),
+        selector=sm.BestSubset(
+            sm.Stability(n_resamples=20 if args.quick else 100, seed=args.seed)
+        ),
+    )
+    frequencies = ensemble.inclusion_frequencies()
     recovered_exprs = {}
     for c, (output, term) in found.coefficient_terms().items():
         recovered_exprs.setdefault(output, 0)
@@ -217,8 +234,6 @@ def main(argv=None) -> dict:
         return relative_l2(traj, reference) if np.all(np.isfinite(traj)) else None
 
     recovered = simulate_recovered(u0)
-    ude_fit = np.asarray(result.predict(dense[dense <= T_DATA]).ys)
-    ude_fit = np.concatenate([ude_fit, np.full((len(dense) - len(ude_fit), 2), np.nan)])
     node_traj = simulate_node(u0)
     # A new initial state, never seen in training: the recovered equations
     # describe the whole phase plane, a neural ODE only the orbit it was fitted
@@ -238,17 +253,26 @@ def main(argv=None) -> dict:
     }
 
     true_terms = {U[0]: {x * y: -BETA}, U[1]: {x * y: GAMMA}}
+    errors = bars.standard_errors
+    intervals = bars.interval(0.95)
     outputs = {}
     for output in (U[0], U[1]):
-        terms = {}
+        terms, standard_errors, interval = {}, {}, {}
         for c, (o, term) in found.coefficient_terms().items():
             if o == output:
                 terms[str(term)] = coefficients[str(c)]
+                standard_errors[str(term)] = errors[c]
+                interval[str(term)] = list(intervals[c])
         truth_terms = {str(k): v for k, v in true_terms[output].items()}
         exact = set(terms) == set(truth_terms)
         outputs[str(output)] = {
             "expression": str(recovered_exprs.get(output, sp.Integer(0))),
             "terms": terms,
+            "standard_errors": standard_errors,
+            "intervals_95": interval,
+            "inclusion_frequencies": {
+                str(term): f for term, f in frequencies[output].items()
+            },
             "discovered_terms": {str(k): v for k, v in found.terms[output].items()},
             "true_terms": truth_terms,
             "terms_exact": exact,
@@ -258,6 +282,10 @@ def main(argv=None) -> dict:
                 if k in terms
             },
         }
+    band = bars.predict(dense)
+    latex_with_errors = sm.to_latex(
+        bars.model, values=True, uncertainty=bars.standard_errors
+    )
     wall = time.perf_counter() - start
     summary = {
         "seed": args.seed,
@@ -276,33 +304,44 @@ def main(argv=None) -> dict:
         "relative_l2_error_new_initial_state_t0_10": generalisation,
         "wall_time_seconds": wall,
         "equations_latex": sm.to_latex(final),
+        "equations_latex_with_errors": latex_with_errors,
+        "error_bars": bars.to_dict(),
+        "prediction_band": {
+            "method": repr(band.method),
+            "max_std_x_y_t0_10": np.max(band.std, axis=0).tolist(),
+            "truth_within_2_sigma_t0_10": float(
+                np.mean(np.abs(band.mean - truth) <= 2 * band.std)
+            ),
+        },
     }
     atomic_write(
         args.out / "summary.json",
         lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)),
     )
     sm.write_latex(args.out / "equations.tex", final)
+    sm.write_latex(
+        args.out / "equations_with_errors.tex",
+        bars.model,
+        values=True,
+        uncertainty=bars.standard_errors,
+    )
     if not args.no_plot:
-        plot(
-            args.out / "fit.png",
-            ts,
-            noisy,
-            dense,
-            truth,
-            ude_fit,
-            recovered,
-            node_traj,
-            new_trajectories,
+        plot_prediction_band(
+            args.out / "prediction_band.png", ts, noisy, dense, truth, band
         )
+        plot(args.out / "fit.png", data, dense, truth, refit, node, new_trajectories)
 
     print("Recovered equations:")
     for eq in final.equations:
         print(f"  {eq.lhs} = {eq.rhs}")
-    print(sm.to_latex(final))
+    print(bars)
+    print(latex_with_errors)
     for name, o in outputs.items():
+        chosen = {k: f for k, f in o["inclusion_frequencies"].items() if f > 0}
         print(
             f"{name}: terms {o['terms']} (exact: {o['terms_exact']}), "
-            f"relative errors {o['coefficient_relative_errors']}"
+            f"relative errors {o['coefficient_relative_errors']}, inclusion "
+            f"frequencies {chosen}"
         )
     print(
         f"relative L2 error on [0, {T_EXTRAPOLATE:g}]: recovered "

@@ -361,7 +361,37 @@ def test_error_bars_need_a_model_without_networks(getkey):
         sm.parameter_uncertainty(result, method="bootstrap")
 
 
-# -- benchmarks ------------------------------------------------------------------------
+# -- examples and benchmarks --------------------------------------------------------
+
+
+def test_lotka_volterra_example_reports_error_bars_quick(tmp_path):
+    from helpers import load_example
+
+    load_example("lotka_volterra").main(["--quick", "--out", str(tmp_path)])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for output in summary["unknowns"].values():
+        assert set(output["standard_errors"]) == set(output["terms"])
+        assert all(se >= 0 for se in output["standard_errors"].values())
+        assert len(output["inclusion_frequencies"]) == 10  # the cubic library
+        assert set(output["terms"]) <= set(output["inclusion_frequencies"])
+    assert r"\pm" in summary["equations_latex_with_errors"]
+    assert (
+        (tmp_path / "equations_with_errors.tex")
+        .read_text()
+        .startswith(r"\begin{aligned}")
+    )
+    assert (tmp_path / "prediction_band.png").stat().st_size > 10_000
+
+
+def test_fisher_kpp_example_reports_error_bars_quick(tmp_path):
+    from helpers import load_example
+
+    load_example("fisher_kpp").main(["--quick", "--out", str(tmp_path)])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary["standard_errors"]) == set(summary["terms"])
+    assert len(summary["inclusion_frequencies"]) == 4  # 1, ρ, ρ², ρ³
+    assert r"\pm" in summary["equations_latex_with_errors"]
+    assert (tmp_path / "prediction_band.png").stat().st_size > 10_000
 
 
 def _run(name: str, out: Path, *extra: str) -> dict:

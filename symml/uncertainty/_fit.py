@@ -11,7 +11,6 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 import sympy as sp
-from scipy import stats
 
 from .._errors import UncertaintyError, UncertaintyWarning
 from ..dsl import Model, Trainable
@@ -208,7 +207,7 @@ class GaussNewton(AbstractErrorMethod):
                 "errors, so the error bars describe a nearby point. Refit longer, "
                 "or pass `GaussNewton(refine=20)`.",
                 UncertaintyWarning,
-                stacklevel=4,
+                stacklevel=3,
             )
         return ParameterUncertainty(
             method=self,
@@ -343,7 +342,7 @@ class Bootstrap(AbstractErrorMethod):
                 f"{n_failed} of {self.n_resamples} bootstrap refits failed and are "
                 "left out.",
                 UncertaintyWarning,
-                stacklevel=4,
+                stacklevel=3,
             )
         samples = replicates[good]
         return ParameterUncertainty(
@@ -438,6 +437,8 @@ class ParameterUncertainty:
             return {
                 s: (float(low[i]), float(high[i])) for i, s in enumerate(self.symbols)
             }
+        from scipy import stats  # about a second to import; needed only here
+
         q = (
             stats.norm.ppf(0.5 + level / 2)
             if not math.isfinite(self.dof)
@@ -560,7 +561,7 @@ class ParameterUncertainty:
         as `(value ± standard error)`."""
         from ..export import with_uncertainty
 
-        lines = with_uncertainty(self.model, self.standard_errors, values=False)
+        lines = with_uncertainty(self.model, self.standard_errors, values=True)
         return [
             f"{e.lhs} = {e.rhs}" if isinstance(e, sp.Equality) else str(e)
             for e in lines

@@ -102,7 +102,7 @@ def plot_band(
                 mean - k * std,
                 mean + k * std,
                 color=c,
-                alpha=0.15 + 0.15 * j / max(1, len(widths) - 1),
+                alpha=0.2 + 0.25 * j / max(1, len(widths) - 1),
                 lw=0,
                 label=f"± {k:g}σ" if text == curves[0][0] else None,
             )
