@@ -20,16 +20,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import PartitionSpec
 
 from .._errors import FitError
 from ._progress import Progress
+from ._shard import Placement, data_spec, host, to_default_device
 
 # The most steps one compiled call runs; more per call saves host round trips,
 # fewer reports progress (and can stop) sooner.
 CHUNK = 50
 _RING = 11  # losses kept for the early-stopping test over 10 steps
 
-_RUNNING, _CONVERGED, _FAILED = 0, 1, 2
+# `_LAST`: converged in the last phase; one more step evaluates the loss of
+# the last update (its own update is discarded), then `_CONVERGED`.
+_RUNNING, _CONVERGED, _FAILED, _LAST = 0, 1, 2, 3
 
 
 def _check_steps(steps, where: str) -> int:
@@ -154,6 +158,18 @@ class Problem:
       host before step `step` of a phase without line search when `step` is a
       multiple of `period`.
     - `rng`: the host's random generator (resampling); saved in checkpoints.
+    - `shard`: for `fit(..., mesh=...)`, a pytree prefix of `static` marking
+      with `Shard(...)` the leaves whose leading axis carries data points
+      (split over the devices), `None` elsewhere (replicated); see
+      `_shard.py`.
+    - `relayout`: `relayout(n_devices) -> Problem`, the same problem laid out
+      with such a data axis (for methods whose own layout has none).
+    - `resample`: `resample(rng) -> static`, `static` with the data drawn
+      with replacement (a case bootstrap, for ensembles).
+    - `members`: an ensemble's number of members: every array of `trainable`
+      and `static` then has a leading member axis, `loss` is one member's,
+      and the loop runs the members side by side (`_ensemble.py`). `loss`
+      must depend on the seed only through `trainable` and `static`.
     """
 
     loss: Callable
@@ -165,6 +181,10 @@ class Problem:
     rng: np.random.Generator | None = None
     fingerprint: str = ""
     extra: dict = field(default_factory=dict)
+    shard: Any = None
+    relayout: Callable | None = None
+    resample: Callable | None = None
+    members: int | None = None
 
 
 class _Carry(eqx.Module):
@@ -194,9 +214,14 @@ def _loss_dtype(tree):
     return jnp.result_type(*leaves) if leaves else jnp.zeros(()).dtype
 
 
-def _make_chunk(loss_fn: Callable, phase: Phase, x_static):
-    """The compiled chunk of one phase: `(carry, static, n_active) -> (carry,
-    losses)`, running the first `n_active` of `CHUNK` steps."""
+def _make_chunk(
+    loss_fn: Callable, phase: Phase, x_static, *, final: bool, members: bool
+):
+    """The chunk of one phase: `(carry, static, n_active) -> (carry, losses)`,
+    running the first `n_active` of `CHUNK` steps (`final`: the last phase,
+    whose convergence takes one more step). With `members`, every array has
+    a leading member axis and each member steps on its own (its own
+    optimiser state, clipping, line search, convergence and failure)."""
     opt = phase.optimizer
     tolerance = float(phase.tolerance)
 
@@ -227,32 +252,85 @@ def _make_chunk(loss_fn: Callable, phase: Phase, x_static):
             & (c.count >= _RING - 1)
             & (jnp.abs(before - loss) <= tolerance * jnp.maximum(jnp.abs(loss), 1e-30))
         )
+        if final:
+            status = jnp.where(
+                c.status == _LAST,
+                _CONVERGED,
+                jnp.where(converged, _LAST, _RUNNING),
+            )
+        else:
+            status = jnp.where(converged, _CONVERGED, _RUNNING)
         good = _Carry(
             optax.apply_updates(c.x, updates),
             state,
             c.x,
             ring,
             c.count + 1,
-            jnp.where(converged, _CONVERGED, _RUNNING).astype(c.status.dtype),
+            status.astype(c.status.dtype),
         )
         bad = eqx.tree_at(lambda k: k.status, c, jnp.asarray(_FAILED, c.status.dtype))
         new = jax.tree.map(lambda g, b: jnp.where(ok, g, b), good, bad)
         return new, loss
 
-    @eqx.filter_jit
+    def skip(c: _Carry):
+        return c, jnp.full(c.ring.shape[:-1], jnp.nan, c.ring.dtype)
+
+    def member(c: _Carry, static):
+        active = (c.status == _RUNNING) | (c.status == _LAST)
+        return jax.lax.cond(active, lambda c: step(c, static), skip, c)
+
+    if members:
+        member = eqx.filter_vmap(member)
+
     def chunk(carry: _Carry, static, n_active):
+        # The step count is the same for every member: past it, no member
+        # computes (under `vmap` a condition on the members' status runs both
+        # branches).
         def body(c, i):
-            active = (i < n_active) & (c.status == _RUNNING)
-            return jax.lax.cond(
-                active,
-                lambda c: step(c, static),
-                lambda c: (c, jnp.asarray(jnp.nan, c.ring.dtype)),
-                c,
-            )
+            return jax.lax.cond(i < n_active, lambda c: member(c, static), skip, c)
 
         return jax.lax.scan(body, carry, jnp.arange(CHUNK))
 
     return chunk
+
+
+def _compile(chunk: Callable, placement):
+    """`chunk` compiled; on a mesh, data-parallel under XLA's partitioner (the
+    parameters replicated) or, for an ensemble, each device stepping its own
+    members with no communication (`shard_map`)."""
+    if placement is None:
+        return eqx.filter_jit(chunk)
+    if not placement.members:
+
+        def replicated(carry, static, n_active):
+            carry, losses = chunk(carry, static, n_active)
+            return placement.constrain_carry(carry), losses
+
+        return eqx.filter_jit(replicated)
+    spec = data_spec(placement.mesh)
+
+    def sharded(carry, static, n_active):
+        c_dynamic, c_static = eqx.partition(carry, eqx.is_array)
+        s_dynamic, s_static = eqx.partition(static, eqx.is_array)
+
+        def local(c_dynamic, s_dynamic, n_active):
+            c, losses = chunk(
+                eqx.combine(c_dynamic, c_static),
+                eqx.combine(s_dynamic, s_static),
+                n_active,
+            )
+            return eqx.filter(c, eqx.is_array), losses
+
+        out, losses = jax.shard_map(
+            local,
+            mesh=placement.mesh,
+            in_specs=(spec, spec, PartitionSpec()),
+            out_specs=(spec, PartitionSpec(None, *spec)),
+            check_vma=False,
+        )(c_dynamic, s_dynamic, n_active)
+        return eqx.combine(out, c_static), losses
+
+    return eqx.filter_jit(sharded)
 
 
 def _new_carry(x_dynamic, opt, dtype) -> _Carry:
@@ -295,15 +373,25 @@ def optimize(
     checkpoint: Callable[[LoopState], None] | None = None,
     checkpoint_every: int | None = None,
     state: LoopState | None = None,
+    mesh=None,
 ):
     """Run `phases` on `problem`.
 
+    With `mesh` (a `jax.sharding.Mesh`), the arrays are placed on its devices
+    (`_shard.py`): `problem.shard`'s data split and the rest replicated, or an
+    ensemble's members split; what is returned is gathered back on the
+    default device.
+
     **Returns:** `(trainable, history, static)`; the trainable parameters are
     the last ones whose loss was evaluated and finite, `history[name][-1]` of
-    the last phase that ran is their loss.
+    the last phase that ran is their loss. With `problem.members`, `trainable`
+    and `static` are stacked and `history` is `(histories, failures)`: one
+    history per member, and `{member: message}` for the members whose loss
+    went non-finite (they keep their last good parameters; the others go on).
 
-    **Raises:** [`FitError`][symml.FitError] on a non-finite step, with
-    `error.result` built by `problem.result` from the last good parameters.
+    **Raises:** [`FitError`][symml.FitError] on a non-finite step (of a single
+    fit), with `error.result` built by `problem.result` from the last good
+    parameters.
     """
     active = [i for i, p in enumerate(phases) if p.steps > 0]
     if not active:
@@ -312,17 +400,26 @@ def optimize(
             "`steps=` or `lbfgs_steps=` a positive number, or `phases=[...]` with "
             "steps."
         )
+    members = problem.members
+    placement = (
+        None
+        if mesh is None
+        else Placement(mesh, problem.shard, members=members is not None)
+    )
     x_dynamic, x_static = eqx.partition(problem.trainable, eqx.is_array)
     dtype = _loss_dtype(x_dynamic)
     state = LoopState(static=problem.static) if state is None else state
     static = state.static
     history = {k: list(v) for k, v in state.history.items()}
+    failures: dict[int, str] = {}
 
     def fail(message: str, carry: _Carry, name: str, terms_at) -> FitError:
         progress.close()
         good = eqx.combine(carry.last_good, x_static)
         error = FitError(message)
-        error.result = problem.result(good, _arrays(history), static)
+        error.result = problem.result(
+            _gathered(good, placement), _arrays(history), _gathered(static, placement)
+        )
         if terms_at is not None:
             error.terms = terms_at
         return error
@@ -334,23 +431,42 @@ def optimize(
         if index < state.phase:
             continue
         phase = phases[index]
-        chunk = _make_chunk(problem.loss, phase, x_static)
+        chunk = _compile(
+            _make_chunk(
+                problem.loss,
+                phase,
+                x_static,
+                final=index == last,
+                members=members is not None,
+            ),
+            placement,
+        )
         if index == state.phase and state.carry is not None:
             carry = state.carry
             step = state.step
-        else:
+        elif members is None:
             start = x_dynamic if carry is None else carry.x
             carry = _new_carry(start, phase.optimizer, dtype)
             step = 0
-        losses = history.setdefault(phase.name, [])
+        else:
+            carry = _new_members(carry, x_dynamic, phase.optimizer, dtype)
+            step = 0
+        if members is None:
+            losses = history.setdefault(phase.name, [])
+        else:
+            losses = history.setdefault(phase.name, [[] for _ in range(members)])
         # A final extra step evaluates the loss of the last update; its own
         # update is discarded (`last_good` is kept).
         total = phase.steps + (1 if index == last else 0)
         progress.start(phase.name, phase.steps, min(step, phase.steps))
+        status = host(carry.status).reshape(-1)
         while step < total:
             if (
                 problem.between is not None
                 and not phase.line_search
+                # The step after convergence evaluates the last update on the
+                # data it was made with.
+                and not np.any(status == _LAST)
                 and problem.period
                 and step % problem.period == 0
                 and step < phase.steps
@@ -362,17 +478,34 @@ def optimize(
                 n = min(n, problem.period - step % problem.period)
             if checkpoint_every:
                 n = min(n, checkpoint_every - step % checkpoint_every)
-            before = int(carry.count)
-            carry, chunk_losses = chunk(carry, static, jnp.asarray(n, jnp.int32))
-            done = int(carry.count) - before
-            losses.extend(float(v) for v in np.asarray(chunk_losses[:done]))
+            n_active = jnp.asarray(n, jnp.int32)
+            if placement is not None:
+                carry = placement.carry(carry)
+                static = placement.static(static)
+                n_active = placement.scalar(n_active)
+            before = host(carry.count).reshape(-1)
+            carry, chunk_losses = chunk(carry, static, n_active)
+            done = host(carry.count).reshape(-1) - before
+            chunk_losses = host(chunk_losses).reshape(CHUNK, -1)
+            if members is None:
+                losses.extend(float(v) for v in chunk_losses[: done[0], 0])
+            else:
+                for k in range(members):
+                    losses[k].extend(float(v) for v in chunk_losses[: done[k], k])
             step += n
-            status = int(carry.status)
-            if losses:
-                progress.update(
-                    phase.name, min(step, phase.steps), phase.steps, losses[-1]
-                )
-            if status == _FAILED:
+            status = host(carry.status).reshape(-1)
+            latest = _latest(losses, members)
+            if latest is not None:
+                progress.update(phase.name, min(step, phase.steps), phase.steps, latest)
+            if members is not None:
+                for k in np.flatnonzero(status == _FAILED):
+                    if int(k) not in failures:
+                        failures[int(k)] = (
+                            f"The loss went non-finite at step {len(losses[k]) + 1} "
+                            f"of the `{phase.name}` phase; the member keeps its "
+                            "last good parameters."
+                        )
+            elif status[0] == _FAILED:
                 bad_step = len(losses)
                 x_bad = eqx.combine(carry.x, x_static)
                 terms = problem.loss(x_bad, static)[1]
@@ -397,21 +530,54 @@ def optimize(
                     phase.name,
                     terms,
                 )
-            if status == _CONVERGED:
-                if index != last or step >= total:
-                    break
-                # Converged: the last update's loss still needs evaluating.
-                carry = eqx.tree_at(
-                    lambda c: c.status, carry, jnp.asarray(_RUNNING, jnp.int32)
-                )
-                step = total - 1
-                continue
+            if not np.any((status == _RUNNING) | (status == _LAST)):
+                break
             due = checkpoint_every and step % checkpoint_every == 0
             if checkpoint is not None and due and step < total:
                 checkpoint(LoopState(index, step, carry, _arrays(history), static))
     progress.close()
-    trainable = eqx.combine(carry.last_good, x_static)
-    return trainable, _arrays(history), static
+    trainable, static = _gathered(
+        (eqx.combine(carry.last_good, x_static), static), placement
+    )
+    if members is None:
+        return trainable, _arrays(history), static
+    histories = [
+        {name: np.asarray(per[k], dtype=float) for name, per in history.items()}
+        for k in range(members)
+    ]
+    return trainable, (histories, failures), static
+
+
+def _gathered(tree, placement):
+    return tree if placement is None else to_default_device(tree)
+
+
+def _new_members(carry, x_dynamic, optimizer, dtype) -> _Carry:
+    """Each member's carry at the start of a phase: from where the last phase
+    left it, or, for a member that failed, from its last good parameters and
+    still stopped."""
+    if carry is None:
+        start, failed = x_dynamic, None
+    else:
+        failed = carry.status == _FAILED
+
+        def pick(good, x):
+            shape = (-1,) + (1,) * (x.ndim - 1)
+            return jnp.where(failed.reshape(shape), good, x)
+
+        start = jax.tree.map(pick, carry.last_good, carry.x)
+    new = eqx.filter_vmap(lambda x: _new_carry(x, optimizer, dtype))(start)
+    if failed is not None:
+        status = jnp.where(failed, _FAILED, _RUNNING).astype(new.status.dtype)
+        new = eqx.tree_at(lambda c: c.status, new, status)
+    return new
+
+
+def _latest(losses, members) -> float | None:
+    if members is None:
+        return losses[-1] if losses else None
+    last = [per[-1] for per in losses if per]
+    return float(np.median(last)) if last else None
 
 
 def _last_loss(history: dict) -> float:

@@ -1,0 +1,305 @@
+"""Data parallelism: a fit's arrays split over the devices of a mesh, in one
+process or in several.
+
+A fit method's [`Problem`][symml.training._loop.Problem] says which arrays of
+its `static` carry data points along their leading axis (`Problem.shard`, a
+pytree prefix of `static` holding [`Shard`][] markers), or how to lay itself
+out so that they do (`Problem.relayout`). With `fit(..., mesh=...)` the loop
+places those arrays split over every device of the mesh and everything else
+replicated, with `NamedSharding`, before it calls the compiled chunk; XLA
+partitions the computation and reduces the gradient. Nothing else changes:
+the loss, the optimiser and the loop are those of a fit on one device.
+
+Several processes (`jax.distributed`) hold the same host arrays (sampling and
+initialisation are seeded, so every process computes the same ones); each
+places its own shards with `jax.make_array_from_callback`, and arrays go back
+to the host through `process_allgather` (a collective every process takes
+part in).
+"""
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from .._errors import FitError
+
+
+@dataclass(frozen=True)
+class Shard:
+    """In `Problem.shard`: the leaves below carry data points along their
+    leading axis; `what` names them in messages, with the option that sets
+    their number (e.g. "collocation points (`points` of `PhysicsInformed`)").
+    """
+
+    what: str
+
+
+def device_mesh(devices=None, *, axis: str = "data") -> Mesh:
+    """A one-axis mesh for data parallelism: `fit(..., mesh=device_mesh())`.
+
+    **Arguments:**
+
+    - `devices`: the devices to split the data over; all devices by default
+      (`jax.devices()`: with `jax.distributed`, those of every process).
+    - `axis`: the mesh axis's name.
+
+    **Returns:** a `jax.sharding.Mesh` of shape `(len(devices),)`.
+    """
+    if devices is None:
+        devices = jax.devices()
+    devices = list(devices)
+    if not devices or not all(isinstance(d, jax.Device) for d in devices):
+        raise FitError(
+            f"`devices` of `device_mesh` must be a non-empty list of JAX devices "
+            f"such as `jax.devices()[:2]`; got {devices!r}."
+        )
+    if not isinstance(axis, str) or not axis:
+        raise FitError(f"`axis` of `device_mesh` must be a name; got {axis!r}.")
+    return Mesh(np.asarray(devices, dtype=object), (axis,))
+
+
+def check_mesh(mesh) -> Mesh | None:
+    """`mesh=` of `fit`: `None`, `"all"` (every device) or a `Mesh`."""
+    if mesh is None:
+        return None
+    if isinstance(mesh, str) and mesh == "all":
+        return device_mesh()
+    if not isinstance(mesh, Mesh):
+        raise FitError(
+            "`mesh` must be a `jax.sharding.Mesh` (e.g. `symml.device_mesh()`), "
+            f"'all' for every device, or None; got {mesh!r}."
+        )
+    if mesh.devices.size < 1:
+        raise FitError("`mesh` has no devices.")
+    return mesh
+
+
+def mesh_size(mesh: Mesh) -> int:
+    return int(mesh.devices.size)
+
+
+def data_spec(mesh: Mesh) -> PartitionSpec:
+    """The leading axis split over every axis of `mesh` (in their order)."""
+    return PartitionSpec(tuple(mesh.axis_names))
+
+
+def host(a) -> np.ndarray:
+    """The whole value of `a` as a NumPy array, also when its shards live in
+    other processes (then every process must call this together)."""
+    if isinstance(a, jax.Array) and not (
+        a.is_fully_addressable or a.is_fully_replicated
+    ):
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(a, tiled=True))
+    return np.asarray(a)
+
+
+def to_default_device(tree):
+    """`tree` with every array gathered onto the default device, as a fit
+    without a mesh would hold it (results are built from these)."""
+
+    def move(a):
+        if isinstance(a, jax.Array) and len(a.sharding.device_set) > 1:
+            return jnp.asarray(host(a))
+        return a
+
+    return jax.tree.map(move, tree)
+
+
+def _put(a, sharding: NamedSharding):
+    if isinstance(a, jax.Array) and a.sharding.is_equivalent_to(sharding, a.ndim):
+        return a
+    value = host(a)
+    if jax.process_count() == 1:
+        return jax.device_put(value, sharding)
+    return jax.make_array_from_callback(value.shape, sharding, lambda i: value[i])
+
+
+def _is_spec_leaf(x) -> bool:
+    return x is None or isinstance(x, Shard)
+
+
+class Placement:
+    """Where the loop puts its arrays on `mesh`.
+
+    Data-parallel (`members=False`): `static`'s leaves marked by `spec` are
+    split along their leading axis, everything else (the parameters, the
+    optimiser's state) is replicated. Ensembles (`members=True`): every
+    array's leading axis is the member axis, split over the mesh.
+    """
+
+    def __init__(self, mesh: Mesh, spec: Any = None, *, members: bool = False):
+        self.mesh = mesh
+        self.members = members
+        self.spec = spec
+        self.split = NamedSharding(mesh, data_spec(mesh))
+        self.replicated = NamedSharding(mesh, PartitionSpec())
+
+    def _all(self, tree, sharding):
+        return jax.tree.map(lambda a: _put(a, sharding) if eqx.is_array(a) else a, tree)
+
+    def carry(self, carry):
+        return self._all(carry, self.split if self.members else self.replicated)
+
+    def static(self, static):
+        if self.members:
+            return self._all(static, self.split)
+        if self.spec is None:
+            return self._all(static, self.replicated)
+
+        def place(mark, subtree):
+            sharding = self.split if isinstance(mark, Shard) else self.replicated
+            return self._all(subtree, sharding)
+
+        return jax.tree.map(place, self.spec, static, is_leaf=_is_spec_leaf)
+
+    def scalar(self, value):
+        return _put(jnp.asarray(value), self.replicated)
+
+    def constrain_carry(self, carry):
+        """Inside the compiled chunk: the carry leaves it replicated, so the
+        next call sees the shardings of this one (no recompilation)."""
+        return jax.tree.map(
+            lambda a: (
+                jax.lax.with_sharding_constraint(a, self.replicated)
+                if eqx.is_array(a)
+                else a
+            ),
+            carry,
+        )
+
+
+def check_divisible(problem, mesh: Mesh) -> None:
+    """A clear error when a data axis does not split evenly over `mesh`."""
+    n = mesh_size(mesh)
+
+    def check(mark, subtree):
+        if not isinstance(mark, Shard):
+            return
+        for a in jax.tree.leaves(subtree):
+            if not eqx.is_array(a):
+                continue
+            size = a.shape[0] if a.ndim else 1
+            if size % n:
+                raise FitError(
+                    f"The {size} {mark.what} do not split evenly over the {n} "
+                    f"devices of `mesh`; use a multiple of {n}, such as "
+                    f"{math.ceil(size / n) * n}."
+                )
+
+    jax.tree.map(check, problem.shard, problem.static, is_leaf=_is_spec_leaf)
+
+
+def for_mesh(problem, mesh: Mesh, method_name: str):
+    """`problem` laid out for data parallelism over `mesh`, checked."""
+    n = mesh_size(mesh)
+    if problem.relayout is not None:
+        problem = problem.relayout(n)
+    if problem.shard is None:
+        raise FitError(
+            f"The `{method_name}` fit method declares no data to split over "
+            "devices, so it cannot run on a `mesh`; leave out `mesh=` (or fit an "
+            "ensemble of it with `symml.fit_ensemble(..., mesh=...)`)."
+        )
+    check_divisible(problem, mesh)
+    return problem
+
+
+def initialize_distributed(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+) -> tuple[int, int]:
+    """Join this process to a multi-process fit (`jax.distributed`); call it
+    first thing in the script, before any other JAX call.
+
+    Each argument not given is read from the environment:
+    `JAX_COORDINATOR_ADDRESS` (`host:port` of process 0),
+    `JAX_NUM_PROCESSES` and `JAX_PROCESS_ID`; where those are unset, JAX
+    detects SLURM (`srun`), Open MPI (`mpirun`) and Kubernetes indexed jobs.
+    Every process then runs the same script: `fit(..., mesh="all")` splits the
+    data over the devices of all of them, every process returns the same
+    result, and only process 0 (`jax.process_index() == 0`) writes
+    checkpoints (and should write results).
+
+    **Arguments:**
+
+    - `coordinator_address`: `"host:port"` of process 0.
+    - `num_processes`: how many processes take part.
+    - `process_id`: this process's index, from 0.
+
+    **Returns:** `(process_id, num_processes)`.
+    """
+    env = os.environ
+    if coordinator_address is None:
+        coordinator_address = env.get("JAX_COORDINATOR_ADDRESS")
+    if num_processes is None and "JAX_NUM_PROCESSES" in env:
+        num_processes = _env_int("JAX_NUM_PROCESSES", minimum=1)
+    if process_id is None and "JAX_PROCESS_ID" in env:
+        process_id = _env_int("JAX_PROCESS_ID", minimum=0)
+    for name, value, minimum in (
+        ("num_processes", num_processes, 1),
+        ("process_id", process_id, 0),
+    ):
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, int | np.integer)
+            or value < minimum
+        ):
+            raise FitError(
+                f"`{name}` of `initialize_distributed` must be an integer >= "
+                f"{minimum}; got {value!r}."
+            )
+    if (
+        num_processes is not None
+        and process_id is not None
+        and not process_id < num_processes
+    ):
+        raise FitError(
+            f"`process_id={process_id}` must be smaller than "
+            f"`num_processes={num_processes}` (processes are numbered from 0)."
+        )
+    if coordinator_address is not None and (
+        not isinstance(coordinator_address, str) or ":" not in coordinator_address
+    ):
+        raise FitError(
+            "`coordinator_address` must be 'host:port' of process 0, such as "
+            f"'10.0.0.1:1234'; got {coordinator_address!r}."
+        )
+    try:
+        jax.distributed.initialize(
+            coordinator_address=coordinator_address,
+            num_processes=None if num_processes is None else int(num_processes),
+            process_id=None if process_id is None else int(process_id),
+        )
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise FitError(
+            f"`jax.distributed` could not start ({e}). Call "
+            "`initialize_distributed` once, before any other JAX call, with the "
+            "coordinator's address, the number of processes and this process's "
+            "id (as arguments or in JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, "
+            "JAX_PROCESS_ID), or launch under SLURM, Open MPI or Kubernetes."
+        ) from None
+    return jax.process_index(), jax.process_count()
+
+
+def _env_int(name: str, *, minimum: int) -> int:
+    text = os.environ[name]
+    try:
+        value = int(text)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise FitError(
+            f"The environment variable {name} must be an integer >= {minimum}; "
+            f"got {text!r}."
+        )
+    return value
