@@ -129,6 +129,37 @@ def test_grad_norm_weights_balance_data_terms():
     assert result.weights["data 0: u"] != 1.0
 
 
+@pytest.mark.parametrize("network", [None, sm.nets.ModifiedMLP()])
+def test_observed_fields_start_at_the_scale_of_their_data(network):
+    # A field observed directly starts as mean + std × (the network drawn with
+    # the same seed); a field observed only through an expression is left as
+    # drawn.
+    u = sm.Field("u", [t, x], hidden=[8, 8], network=network)
+    v = sm.Field("v", [t, x], hidden=[8, 8], network=network)
+    model = sm.Model(
+        [sp.Eq(u.diff(t), v.diff(x, 2)), sp.Eq(v.diff(t), u)],
+        domain={t: (0, 3), x: (0, 1)},
+    )
+    rng = np.random.default_rng(0)
+    ts, xs = rng.uniform(0, 3, 40), rng.uniform(size=40)
+    us = 25.0 + 8.0 * rng.standard_normal(40)
+    data = [
+        sm.Data.points({t: ts, x: xs}, {u: us}),
+        sm.Data.points({t: ts, x: xs}, {u + v: us}),
+    ]
+    method = sm.PhysicsInformed(points=16)
+    problem = method.prepare(model, data, seed=3, dtype=jnp.float64, init=None)
+    drawn = sm.init_params(model, key=jr.PRNGKey(3), dtype=jnp.float64).networks
+    pts = jnp.asarray(np.stack([ts, xs], axis=1))
+    nets = problem.trainable.networks
+    scaled = jax.vmap(nets["u"])(pts)[:, 0]
+    plain = jax.vmap(drawn["u"])(pts)[:, 0]
+    np.testing.assert_allclose(scaled, us.mean() + us.std() * plain, rtol=1e-12)
+    np.testing.assert_allclose(
+        jax.vmap(nets["v"])(pts), jax.vmap(drawn["v"])(pts), rtol=1e-12
+    )
+
+
 def _decay_inverse():
     # y' = R(y) with R unknown, y observed: R = -y on the fitted field.
     y = sm.Field("y", [t], hidden=[16, 16])

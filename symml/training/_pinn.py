@@ -14,8 +14,9 @@ import sympy as sp
 
 from .._errors import FitError
 from ..derivatives import FiniteDifference, get_scheme
-from ..dsl import FieldModel, Model
+from ..dsl import FieldFunction, FieldModel, Model
 from ..lowering import Compiler, Env, Params, init_params
+from ..nets import MLP, EmbeddedNetwork, GatedMLP
 from ._checkpoint import fingerprint
 from ._loop import Problem
 from ._method import AbstractFitMethod, one_of, positive_integer
@@ -353,6 +354,7 @@ def _pinn_problem(
         params = init.params
     else:
         params = init_params(model, key=jr.PRNGKey(seed), dtype=dtype)
+        params = _normalised_outputs(params, _output_scales(observations))
         if plans:
             params = constrained_params(model, plans, params, seed, dtype)
     # Trainable parameters are optimised in units of their initial magnitude
@@ -628,6 +630,52 @@ def _pinn_problem(
             ],
         ),
     )
+
+
+def _output_scales(observations: list[Observations]) -> dict[str, tuple[float, float]]:
+    """`{field name: (mean, standard deviation)}` of the values observed of each
+    field itself (not of expressions of it), over every data set."""
+    values: dict[str, list] = {}
+    for obs in observations:
+        for key, row in zip(obs.keys, obs.targets, strict=True):
+            if isinstance(key, FieldFunction) and all(
+                isinstance(a, sp.Symbol) for a in key.args
+            ):
+                values.setdefault(key.func.__name__, []).append(row)
+    out = {}
+    for name, rows in values.items():
+        y = np.concatenate(rows)
+        mean, std = float(np.mean(y)), float(np.std(y))
+        if y.size >= 2 and np.isfinite(std) and std > 0:
+            out[name] = (mean, std)
+    return out
+
+
+def _normalised_outputs(params: Params, scales: dict) -> Params:
+    """Fields start at the scale of their observations: the last layer's
+    weights are multiplied by the observed standard deviation and its bias set
+    to the observed mean, so a network whose hidden output is of order one
+    starts with values of the data's size (a state of the Lorenz system
+    around 25 needs no weights of that size to be learned first)."""
+    networks = dict(params.networks)
+    for name, (mean, std) in scales.items():
+        networks[name] = _rescale_last_layer(networks[name], mean, std)
+    return Params(params.values, networks)
+
+
+def _rescale_last_layer(net, mean: float, std: float):
+    if isinstance(net, EmbeddedNetwork):
+        return eqx.tree_at(
+            lambda n: n.body, net, _rescale_last_layer(net.body, mean, std)
+        )
+    if isinstance(net, MLP | GatedMLP):
+        w, b = net.weights[-1], net.biases[-1]
+        return eqx.tree_at(
+            lambda n: (n.weights[-1], n.biases[-1]),
+            net,
+            (w * jnp.asarray(std, w.dtype), b + jnp.asarray(mean, b.dtype)),
+        )
+    return net  # an architecture of its own: left as it was built
 
 
 def _initial_weights(weights, names, model, imposed, observations) -> np.ndarray:
