@@ -430,6 +430,9 @@ def test_simulate_errors():
     U = sm.Unknown("U", inputs=[x], outputs=1)
     with pytest.raises(SDEError, match="pass their values as `params=`"):
         sm.simulate(sm.SDE([U[0], y], [1, 1], states=[x, y]), ts, y0, key=key)
+    compiled, _ = sm.lower_sde(general)
+    with pytest.raises(SDEError, match="Draw paths with `symml.simulate"):
+        sm.solve(compiled, y0, saveat=ts)
 
 
 # -- the Euler likelihood ------------------------------------------------------------
@@ -493,6 +496,31 @@ def test_fit_of_an_sde_errors():
     data = [sm.Data([0, 0.1, 0.2], {x: [0, 0.1, 0.0]})]
     with pytest.raises(sm.FitError, match="needs a deterministic loss"):
         sm.fit(model, data, method=sm.EulerLikelihood(batch_size=2), lbfgs_steps=5)
+
+
+def test_discovery_from_an_sde_fit_rebuilds_an_sde():
+    """The recovered model of a universal SDE is an SDE: the unknown drift
+    replaced by the recovered expression, the diffusion kept, and it
+    simulates."""
+    (x,) = sm.states("x", t)
+    theta, s = sp.symbols("theta s")
+    truth = sm.SDE([-theta * x], [s], states=[x], parameters={theta: 1.5, s: 0.2})
+    ts = np.linspace(0.0, 2.0, 101)
+    paths = np.asarray(
+        sm.simulate(truth, ts, jnp.array([1.0]), key=jr.PRNGKey(0), paths=8, dt=0.005)
+    )
+    data = [sm.Data(ts, {x: p[:, 0]}) for p in paths]
+    U = sm.Unknown("U", inputs=[x], hidden=[8], activation="tanh")
+    ude = sm.SDE([U[0]], [s], states=[x], parameters={s: 0.2})
+    result = sm.fit(ude, data, steps=300, learning_rate=1e-2, lbfgs_steps=0, seed=0)
+    found = sm.discover(result, library=sm.PolynomialLibrary(degree=1))
+    recovered = found.model
+    assert isinstance(recovered, sm.SDE)
+    assert recovered.drift == (found.expressions[U[0]],)
+    assert recovered.diffusion == ude.diffusion
+    assert not recovered.unknowns
+    out = sm.simulate(recovered, ts, jnp.array([1.0]), key=jr.PRNGKey(1), paths=2)
+    assert np.all(np.isfinite(np.asarray(out)))
 
 
 def test_minibatched_likelihood_draws_a_new_batch_every_step():

@@ -10,7 +10,7 @@ import sympy as sp
 
 from .. import _display
 from .._errors import DiscoverError, ModelError
-from ..dsl import Data, Model, Trainable, UnknownOutput, trainable
+from ..dsl import SDE, Data, Model, Trainable, UnknownOutput, trainable
 from ._differentiation import AbstractDerivative
 from ._library import AbstractLibrary, DerivativeLibrary, PolynomialLibrary
 from ._problems import check_derivative, domain_of, prepare
@@ -72,6 +72,10 @@ def _rebuild(model: Model, table: Mapping, parameters: Mapping) -> Model:
             evaluate=False,
         )
 
+    if isinstance(model, SDE):  # drift and diffusion, not equations
+        return model.map_expressions(
+            lambda e: _replace_unknowns(e, table), parameters=parameters
+        )
     try:
         return Model(
             [eq(e) for e in model.equations],

@@ -13,6 +13,7 @@ from ._model import (
     ODEModel as ODEModel,
     PDEModel as PDEModel,
 )
+from ._sde import SDE as SDE, ParabolicPDE as ParabolicPDE
 from ._symbols import (
     Field as Field,
     FieldFunction as FieldFunction,

@@ -5,7 +5,7 @@ Plain sympy, like the rest of the DSL: nothing here imports jax.
 """
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import sympy as sp
 from sympy.core.function import AppliedUndef
@@ -477,8 +477,19 @@ class SDE(_Declared):
           parameters that no longer appear dropped).
         """
         mapping = {sp.sympify(k): sp.sympify(v) for k, v in expressions.items()}
-        drift = [e.xreplace(mapping) for e in self.drift]
-        sigma = self.diffusion.xreplace(mapping)
+        return self.map_expressions(
+            lambda e: e.xreplace(mapping), parameters=parameters
+        )
+
+    def map_expressions(
+        self, transform: Callable[[sp.Expr], sp.Expr], *, parameters=None
+    ) -> "SDE":
+        """A new `SDE` with `transform` applied to every drift and diffusion
+        entry (how [`Discovery.model`][symml.Discovery] puts recovered
+        expressions in place of the unknown terms); `parameters` as in
+        [`replace`][symml.SDE.replace]."""
+        drift = [transform(e) for e in self.drift]
+        sigma = self.diffusion.applyfunc(transform)
         if self.noise == "diagonal":
             diffusion = [sigma[i, i] for i in range(sigma.shape[0])]
         elif self.noise == "scalar":

@@ -161,6 +161,12 @@ def solve(
             f"`solve` needs a lowered system (from `symml.lower` or "
             f"`symml.discretize`); got {type(system).__name__}."
         )
+    if system.stochastic:
+        raise system._error(
+            "`solve` integrates deterministic systems; this one is stochastic and "
+            "its function is only the drift. Draw paths with `symml.simulate(model, "
+            "ts, y0, key=...)`."
+        )
     if params is None and system.needs_params:
         raise system._error(
             "The model has unknown terms or trainable parameters, so `solve` needs "

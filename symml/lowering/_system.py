@@ -99,6 +99,9 @@ class AbstractSystem(abc.ABC):
     # mistakes in using this system.
     _default_solver: str = "Tsit5"
     _error: type[SymmlError] = LoweringError
+    # A stochastic system's function is only its drift: `symml.solve` would
+    # integrate the noise away, so it refuses and points to `symml.simulate`.
+    stochastic: bool = False
 
     # -- derived, final ----------------------------------------------------------
 

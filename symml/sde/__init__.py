@@ -20,7 +20,7 @@ defaults for those models): reproducible by seed on one machine, never
 handing back non-finite weights.
 """
 
-from ..dsl._sde import SDE as SDE, ParabolicPDE as ParabolicPDE
+from ..dsl import SDE as SDE, ParabolicPDE as ParabolicPDE
 from ..training import register_fit_method as _register
 from ._bsde import (
     BSDEParams as BSDEParams,

@@ -26,7 +26,7 @@ import sympy as sp
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
 from .._errors import FitError, LoweringError
-from ..dsl._sde import ParabolicPDE
+from ..dsl import ParabolicPDE
 from ..lowering import Compiler, Env
 from ..nets import make_network
 from ..training import AbstractFitMethod, FitResult

@@ -45,8 +45,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._errors import DataError, FitError
-from ..dsl import Data
-from ..dsl._sde import SDE
+from ..dsl import SDE, Data
 from ..lowering import Params
 from ..training import AbstractFitMethod, FitResult
 from ..training._checkpoint import fingerprint

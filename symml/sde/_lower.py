@@ -10,8 +10,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 from sympy.core.function import AppliedUndef
 
 from .._errors import LoweringError, SDEError
-from ..dsl import UnknownOutput
-from ..dsl._sde import SDE
+from ..dsl import SDE, UnknownOutput
 from ..lowering import AbstractSystem, Compiler, Env, Params, compile_exprs
 
 
@@ -35,6 +34,7 @@ class CompiledSDE(AbstractSystem):
     """
 
     _error = SDEError
+    stochastic = True
 
     def __init__(self, model: SDE, scheme=None, rules=None):
         if not isinstance(model, SDE):

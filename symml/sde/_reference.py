@@ -20,7 +20,7 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from .._errors import SDEError
-from ..dsl._sde import ParabolicPDE
+from ..dsl import ParabolicPDE
 
 
 def hjb_reference(

@@ -13,7 +13,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._errors import SDEError
-from ..dsl._sde import SDE
+from ..dsl import SDE
 from ..lowering import Params
 from ._lower import CompiledSDE, lower_sde
 
