@@ -268,6 +268,12 @@ def main(argv=None) -> dict:
         default=None,
         help="start no new data set after this long (the others stay to resume)",
     )
+    parser.add_argument(
+        "--compile-cache",
+        type=Path,
+        default=None,
+        help="a folder for JAX's persistent compilation cache",
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -290,13 +296,21 @@ def main(argv=None) -> dict:
             "bootstrap_resamples": 200,
         }
         n_datasets = args.n_datasets
+    if args.compile_cache is not None:
+        # Every data set compiles the same programs again; JAX's persistent
+        # cache lets the later ones reuse the first one's executables.
+        jax.config.update("jax_compilation_cache_dir", str(args.compile_cache))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     runs_dir = args.out / "runs"
     done, reused = 0, 0
     stopped = False
-    for noise in args.noise:
-        folder = runs_dir / f"noise_{noise:g}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for seed in range(args.seed, args.seed + n_datasets):
+    # Seeds outermost, so that a run stopped by the time budget leaves as many
+    # data sets at each noise level.
+    for seed in range(args.seed, args.seed + n_datasets):
+        for noise in args.noise:
+            folder = runs_dir / f"noise_{noise:g}"
+            folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"seed_{seed}.json"
             if path.exists():
                 reused += 1
@@ -322,6 +336,8 @@ def main(argv=None) -> dict:
                 f"{run['seconds']['bootstrap']:.0f} s",
                 flush=True,
             )
+        if stopped:
+            break
     runs = [
         json.loads(p.read_text())
         for noise in args.noise
@@ -333,6 +349,7 @@ def main(argv=None) -> dict:
         "quick": args.quick,
         "level": LEVEL,
         "settings": settings,
+        "n_datasets_requested": n_datasets,
         "n_runs": done + reused,
         "reused": reused,
         "stopped_by_time_budget": stopped,
