@@ -293,6 +293,40 @@ def test_taylor_regularization_needs_smooth_activations():
         )
 
 
+def test_taylor_regularization_needs_taylor_rules():
+    """An activation made of a primitive without a Taylor rule (`atan`: only
+    finite differences differentiate it) cannot be Taylor-regularised; the
+    error says what to use instead."""
+    from symml.nets import register_activation
+
+    register_activation("atan_for_taylor_test", jnp.arctan)
+    x = sm.states("x", t)[0]
+    N = sm.Unknown(
+        "N", inputs=[x], outputs=1, hidden=[4], activation="atan_for_taylor_test"
+    )
+    model = sm.Model([sp.Eq(x.diff(t), N[0])])
+    ts = np.linspace(0, 1, 5)
+    data = sm.Data(ts, {x: np.exp(-ts)})
+    with pytest.raises(
+        sm.FitError, match="propagates Taylor series.*`atan`.*`SolverHeuristics\\(\\)`"
+    ):
+        sm.fit(
+            model,
+            data,
+            method=sm.SolveInLoop(regularize=sm.TaylorRegularization(order=2)),
+        )
+    # The solver heuristics need no derivatives of the network.
+    result = sm.fit(
+        model,
+        data,
+        method=sm.SolveInLoop(regularize=sm.SolverHeuristics()),
+        steps=2,
+        lbfgs_steps=0,
+        progress=False,
+    )
+    assert np.isfinite(result.final_loss)
+
+
 @pytest.mark.slow
 def test_regularization_benchmark_quick(tmp_path):
     import json
