@@ -155,8 +155,8 @@ def ode_taylor_coefficients(
     They satisfy the recurrence `(k + 1) z_{k+1} = [f(t + s, z(s))]_k`: the
     k-th coefficient of the field along the truncated series `z_0 + z_1 s +
     ... + z_k s^k`, which only needs `z_0..z_k`. Each coefficient is one
-    Taylor-mode pass of `f` (see
-    [`taylor_coefficients`][symml.derivatives.taylor_coefficients]), so
+    Taylor-mode pass of `f` (symml's Taylor scheme,
+    `symml.derivatives.taylor_coefficients`), so
     `order` passes in all; `d^K z/dt^K = K! z_K`. Pure: safe under `jit`,
     `vmap` and `grad`.
 
