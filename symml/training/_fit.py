@@ -18,6 +18,7 @@ from ._multistep import Multistep
 from ._pinn import PhysicsInformed
 from ._progress import Progress
 from ._result import FitResult
+from ._shard import check_mesh, for_mesh
 from ._ude import SolveInLoop
 
 # (model or system class, data class or None, method factory): the method
@@ -159,6 +160,7 @@ _FIT_OPTIONS = (
     "checkpoint_every",
     "resume",
     "progress",
+    "mesh",
 )
 
 
@@ -178,6 +180,7 @@ def fit(
     checkpoint_every: int | None = None,
     resume=None,
     progress: bool | None = None,
+    mesh=None,
     **unknown,
 ) -> FitResult:
     """Train a model's unknown terms and trainable parameters.
@@ -216,6 +219,17 @@ def fit(
     - `resume`: a checkpoint directory to continue from; the result is the
       same, bit for bit, as an uninterrupted fit with the same arguments.
     - `progress`: show a progress line (default: only on a terminal).
+    - `mesh`: split the data over several devices (data parallelism): a
+      `jax.sharding.Mesh` (its devices, in all its axes, share the data), or
+      `True` for every device (`jax.devices()`, of every process under
+      `jax.distributed`). The parameters are replicated and XLA reduces the
+      gradient; the collocation, boundary and observation points of a
+      physics-informed fit, and the trajectories × shooting segments of a
+      solve in the loop, are what is split. The number of points (of
+      solves) must be a multiple of the number of devices (observations are
+      padded with zero weight). The result is that of the same fit on one
+      device, to the rounding of the reductions. See the
+      [scaling guide](../scaling.md).
 
     **Returns:** a [`FitResult`][symml.FitResult]: a
     [`UDEResult`][symml.UDEResult] or a [`PINNResult`][symml.PINNResult].
@@ -234,6 +248,7 @@ def fit(
     seed = _check_seed(seed)
     dtype = check_dtype(dtype, "fit", FitError)
     _check_optimisation(steps, learning_rate, lbfgs_steps)
+    mesh = check_mesh(mesh)
     if progress is not None and not isinstance(progress, bool):
         raise FitError(
             f"`progress` must be True, False or None (shown on a terminal only); "
@@ -292,6 +307,8 @@ def fit(
     # collocation stage of `"collocation+solve"`).
     start = time.perf_counter()
     problem = chosen.prepare(model, data, seed=seed, dtype=dtype, init=init)
+    if mesh is not None:
+        problem = for_mesh(problem, mesh, chosen.name)
     state = load(resume, problem, phases) if resume is not None else None
     writer = (
         Checkpointer(checkpoint, problem, phases) if checkpoint is not None else None
@@ -303,6 +320,7 @@ def fit(
         checkpoint=writer,
         checkpoint_every=checkpoint_every,
         state=state,
+        mesh=mesh,
     )
     result = problem.result(trainable, history, static)
     return result._with_time(time.perf_counter() - start)

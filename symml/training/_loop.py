@@ -164,8 +164,8 @@ class Problem:
       `_shard.py`.
     - `relayout`: `relayout(n_devices) -> Problem`, the same problem laid out
       with such a data axis (for methods whose own layout has none).
-    - `resample`: `resample(rng) -> static`, `static` with the data drawn
-      with replacement (a case bootstrap, for ensembles).
+    - `resample`: `resample(static, rng) -> static`, `static` with the data
+      drawn with replacement (a case bootstrap, for ensembles).
     - `members`: an ensemble's number of members: every array of `trainable`
       and `static` then has a leading member axis, `loss` is one member's,
       and the loop runs the members side by side (`_ensemble.py`). `loss`
@@ -534,7 +534,14 @@ def optimize(
                 break
             due = checkpoint_every and step % checkpoint_every == 0
             if checkpoint is not None and due and step < total:
-                checkpoint(LoopState(index, step, carry, _arrays(history), static))
+                # Gathered by every process together; written by process 0.
+                saved_carry, saved_static = _gathered((carry, static), placement)
+                if jax.process_index() == 0:
+                    checkpoint(
+                        LoopState(
+                            index, step, saved_carry, _arrays(history), saved_static
+                        )
+                    )
     progress.close()
     trainable, static = _gathered(
         (eqx.combine(carry.last_good, x_static), static), placement

@@ -1,8 +1,10 @@
 """Physics-informed networks: fields trained on the residuals of their model,
 its conditions and observations."""
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -32,6 +34,7 @@ from ._pinn_options import (
 )
 from ._result import FitResult
 from ._sampling import SAMPLERS, residual_draw, sample_box
+from ._shard import Shard
 from ._ude import _with_units
 
 ADAPTIVE = ("grad_norm",)
@@ -609,7 +612,7 @@ def _pinn_problem(
         jnp.asarray(schedule[0] if schedule else 0.0, dtype),
         jnp.asarray(0, jnp.int32),
     )
-    return Problem(
+    problem = Problem(
         loss=loss_fn,
         trainable=_with_units(params, units, divide=True),
         static=static,
@@ -629,7 +632,73 @@ def _pinn_problem(
                 for a in (obs.points, obs.targets, obs.weights)
             ],
         ),
+        shard=_data_axes(conditions, observations),
+        resample=partial(_resample_observations, observations),
     )
+    problem.relayout = partial(_pad_observations, problem)
+    return problem
+
+
+def _data_axes(conditions: list[_Term], observations) -> _Static:
+    """`Problem.shard`: the points of every sampled term and of every data set
+    are split over the devices of a mesh; a condition at one point is not."""
+    where = "(`boundary_points` of `PhysicsInformed`)"
+    return _Static(
+        (
+            Shard("collocation points (`points` of `PhysicsInformed`)"),
+            *(
+                Shard(f"points of the {t.name} {where}") if t.variables else None
+                for t in conditions
+            ),
+        ),
+        None,
+        tuple(
+            (Shard(f"points of data set {k}"),)
+            + (Shard(f"points of data set {k}", 1),) * 2
+            for k in range(len(observations))
+        ),
+        None,
+        None,
+    )
+
+
+def _pad_observations(problem: Problem, n_devices: int) -> Problem:
+    """`problem` with each data set padded to a multiple of `n_devices` points
+    by copies of its last point with zero weight (out of the loss)."""
+    if not any(pts.shape[0] % n_devices for pts, _, _ in problem.static.data):
+        return problem
+    data = []
+    for pts, targets, w in problem.static.data:
+        pad = -pts.shape[0] % n_devices
+        if pad:
+            pts = jnp.concatenate([pts, jnp.repeat(pts[-1:], pad, axis=0)])
+            targets = jnp.concatenate(
+                [targets, jnp.repeat(targets[:, -1:], pad, axis=1)], axis=1
+            )
+            w = jnp.concatenate([w, jnp.zeros((w.shape[0], pad), w.dtype)], axis=1)
+        data.append((pts, targets, w))
+    return dataclasses.replace(
+        problem,
+        static=eqx.tree_at(lambda s: s.data, problem.static, tuple(data)),
+        fingerprint=fingerprint(problem.fingerprint, "padded", n_devices),
+        relayout=None,
+    )
+
+
+def _resample_observations(observations, static: _Static, rng) -> _Static:
+    """`static` with each data set's points drawn with replacement (a case
+    bootstrap): each point's weight times the number of times it is drawn."""
+    if not observations:
+        raise FitError(
+            "`bootstrap=True` resamples observations, and this physics-informed "
+            "fit has none; fit an ensemble over `seeds` alone, or give data."
+        )
+    data = []
+    for obs, (pts, targets, w) in zip(observations, static.data, strict=True):
+        n = obs.points.shape[0]
+        counts = np.bincount(rng.integers(0, n, n), minlength=w.shape[1])
+        data.append((pts, targets, w * jnp.asarray(counts, w.dtype)))
+    return eqx.tree_at(lambda s: s.data, static, tuple(data))
 
 
 def _output_scales(observations: list[Observations]) -> dict[str, tuple[float, float]]:

@@ -26,7 +26,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from .._errors import FitError
 
@@ -34,11 +34,13 @@ from .._errors import FitError
 @dataclass(frozen=True)
 class Shard:
     """In `Problem.shard`: the leaves below carry data points along their
-    leading axis; `what` names them in messages, with the option that sets
-    their number (e.g. "collocation points (`points` of `PhysicsInformed`)").
+    axis `axis` (the leading one by default); `what` names them in messages,
+    with the option that sets their number (e.g. "collocation points
+    (`points` of `PhysicsInformed`)").
     """
 
     what: str
+    axis: int = 0
 
 
 def device_mesh(devices=None, *, axis: str = "data") -> Mesh:
@@ -62,23 +64,37 @@ def device_mesh(devices=None, *, axis: str = "data") -> Mesh:
         )
     if not isinstance(axis, str) or not axis:
         raise FitError(f"`axis` of `device_mesh` must be a name; got {axis!r}.")
-    return Mesh(np.asarray(devices, dtype=object), (axis,))
+    return Mesh(np.asarray(devices, dtype=object), (axis,), axis_types=(AxisType.Auto,))
 
 
-def check_mesh(mesh) -> Mesh | None:
-    """`mesh=` of `fit`: `None`, `"all"` (every device) or a `Mesh`."""
-    if mesh is None:
+def check_mesh(mesh, where: str = "fit") -> Mesh | None:
+    """`mesh=` of `fit`: `None`/`False` (the default device), `True` (every
+    device, of every process) or a `jax.sharding.Mesh`."""
+    if mesh is None or mesh is False:
         return None
-    if isinstance(mesh, str) and mesh == "all":
+    if mesh is True:
         return device_mesh()
     if not isinstance(mesh, Mesh):
         raise FitError(
-            "`mesh` must be a `jax.sharding.Mesh` (e.g. `symml.device_mesh()`), "
-            f"'all' for every device, or None; got {mesh!r}."
+            f"`mesh` of `{where}` must be a `jax.sharding.Mesh` (e.g. "
+            "`jax.make_mesh((jax.device_count(),), ('data',))`), `True` for "
+            f"every device, or None; got {mesh!r}."
         )
     if mesh.devices.size < 1:
         raise FitError("`mesh` has no devices.")
-    return mesh
+    return auto(mesh)
+
+
+def auto(mesh: Mesh) -> Mesh:
+    """`mesh` with every axis of type `Auto`: XLA's partitioner places the
+    intermediate values (`jax.make_mesh` makes `Explicit` axes by default,
+    whose shardings are part of the types, which a fit's loss does not
+    annotate)."""
+    if all(t == AxisType.Auto for t in mesh.axis_types):
+        return mesh
+    return Mesh(
+        mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * mesh.devices.ndim
+    )
 
 
 def mesh_size(mesh: Mesh) -> int:
@@ -137,11 +153,19 @@ class Placement:
     """
 
     def __init__(self, mesh: Mesh, spec: Any = None, *, members: bool = False):
+        mesh = auto(mesh)
         self.mesh = mesh
         self.members = members
         self.spec = spec
         self.split = NamedSharding(mesh, data_spec(mesh))
         self.replicated = NamedSharding(mesh, PartitionSpec())
+
+    def _along(self, axis: int) -> NamedSharding:
+        if axis == 0:
+            return self.split
+        return NamedSharding(
+            self.mesh, PartitionSpec(*([None] * axis), tuple(self.mesh.axis_names))
+        )
 
     def _all(self, tree, sharding):
         return jax.tree.map(lambda a: _put(a, sharding) if eqx.is_array(a) else a, tree)
@@ -156,8 +180,9 @@ class Placement:
             return self._all(static, self.replicated)
 
         def place(mark, subtree):
-            sharding = self.split if isinstance(mark, Shard) else self.replicated
-            return self._all(subtree, sharding)
+            if isinstance(mark, Shard):
+                return self._all(subtree, self._along(mark.axis))
+            return self._all(subtree, self.replicated)
 
         return jax.tree.map(place, self.spec, static, is_leaf=_is_spec_leaf)
 
@@ -187,7 +212,7 @@ def check_divisible(problem, mesh: Mesh) -> None:
         for a in jax.tree.leaves(subtree):
             if not eqx.is_array(a):
                 continue
-            size = a.shape[0] if a.ndim else 1
+            size = a.shape[mark.axis] if a.ndim > mark.axis else 1
             if size % n:
                 raise FitError(
                     f"The {size} {mark.what} do not split evenly over the {n} "
@@ -225,7 +250,7 @@ def initialize_distributed(
     `JAX_COORDINATOR_ADDRESS` (`host:port` of process 0),
     `JAX_NUM_PROCESSES` and `JAX_PROCESS_ID`; where those are unset, JAX
     detects SLURM (`srun`), Open MPI (`mpirun`) and Kubernetes indexed jobs.
-    Every process then runs the same script: `fit(..., mesh="all")` splits the
+    Every process then runs the same script: `fit(..., mesh=True)` splits the
     data over the devices of all of them, every process returns the same
     result, and only process 0 (`jax.process_index() == 0`) writes
     checkpoints (and should write results).

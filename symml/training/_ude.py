@@ -1,6 +1,7 @@
 """Universal differential equations: an ODE solve inside the loss."""
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 import diffrax as dfx
@@ -27,6 +28,7 @@ from ._method import (
 from ._penalty import Penalty, compile_penalty
 from ._regularize import AbstractRegularization
 from ._result import UDEResult
+from ._ude_batch import batched
 
 
 class _Trainable(eqx.Module):
@@ -436,7 +438,7 @@ class SolveInLoop(AbstractFitMethod):
                 options=self._options,
             )
 
-        return Problem(
+        problem = Problem(
             loss=_loss,
             trainable=trainable,
             static=static,
@@ -450,6 +452,9 @@ class SolveInLoop(AbstractFitMethod):
                 *[a for d in datasets for a in (d.t, *d.values.values())],
             ),
         )
+        # On a mesh and in a bootstrap: one batch of solves (`_ude_batch.py`).
+        problem.relayout = partial(batched, problem)
+        return problem
 
 
 def _scales(names, datasets) -> np.ndarray:
