@@ -121,6 +121,7 @@ from .training import (
     Collocation as Collocation,
     CollocationThenSolve as CollocationThenSolve,
     Data as Data,
+    EnsembleResult as EnsembleResult,
     FitResult as FitResult,
     Multistep as Multistep,
     Penalty as Penalty,
@@ -134,6 +135,8 @@ from .training import (
     UDEResult as UDEResult,
     adam as adam,
     fit as fit,
+    fit_ensemble as fit_ensemble,
+    initialize_distributed as initialize_distributed,
     lbfgs as lbfgs,
     register_fit_method as register_fit_method,
 )

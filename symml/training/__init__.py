@@ -17,6 +17,7 @@ from ._collocation import (
     CollocationThenSolve as CollocationThenSolve,
     DerivativeEstimates as DerivativeEstimates,
 )
+from ._ensemble import EnsembleResult as EnsembleResult, fit_ensemble as fit_ensemble
 from ._fit import fit as fit, register_fit_method as register_fit_method
 from ._loop import Phase as Phase, adam as adam, lbfgs as lbfgs
 from ._method import AbstractFitMethod as AbstractFitMethod
@@ -34,6 +35,7 @@ from ._regularize import (
     ode_taylor_coefficients as ode_taylor_coefficients,
 )
 from ._result import FitResult as FitResult, UDEResult as UDEResult
+from ._shard import initialize_distributed as initialize_distributed
 from ._ude import SolveInLoop as SolveInLoop
 
 # A field model is fitted physics-informed with observations of any kind too;
