@@ -134,6 +134,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", type=Path, default=Path("results/regularization"))
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--srnode-weight", type=float, default=1e-4)
+    parser.add_argument(
+        "--srnode-stiffness",
+        type=float,
+        default=0.0,
+        help="relative weight of SRNODE's stiffness term (0: the error term only)",
+    )
     parser.add_argument("--taynode-weight", type=float, default=1e-3)
     parser.add_argument("--order", type=int, default=2, help="TayNODE's K")
     args = parser.parse_args(argv)
@@ -153,7 +159,9 @@ def main(argv=None) -> dict:
         "taynode": sm.TaylorRegularization(
             order=args.order, weight=args.taynode_weight
         ),
-        "srnode": sm.SolverHeuristics(weight=args.srnode_weight),
+        "srnode": sm.SolverHeuristics(
+            weight=args.srnode_weight, stiffness=args.srnode_stiffness
+        ),
     }
     rows, results = {}, {}
     for name, regularize in regularisers.items():
