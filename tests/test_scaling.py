@@ -1,0 +1,226 @@
+"""Sharded fits and ensembles: the same numbers on 1, 2 and 4 devices.
+
+Many devices are forced on the CPU (`--xla_force_host_platform_device_count`)
+in one subprocess, since the device count is fixed when JAX starts; it prints
+what it measured as JSON. References are the fits on one device, computed
+independently in the same subprocess.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import load_example
+
+ROOT = Path(__file__).resolve().parents[1]
+
+WORKER = textwrap.dedent(
+    r"""
+    import json
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import equinox as eqx
+    import numpy as np
+    import sympy as sp
+    import symml as sm
+    from symml.training._shard import Placement, auto, for_mesh
+
+    assert jax.device_count() == 4
+    out = {}
+
+    def mesh(n):
+        return jax.make_mesh((n,), ("data",), devices=jax.devices()[:n])
+
+    def flat(tree):
+        return np.concatenate(
+            [np.ravel(np.asarray(a)) for a in jax.tree.leaves(tree)]
+        )
+
+    def loss_and_grad(problem, n):
+        if n is not None:
+            problem = for_mesh(problem, auto(mesh(n)), "test")
+        x, x_static = eqx.partition(problem.trainable, eqx.is_array)
+        static = problem.static
+        if n is not None:
+            placement = Placement(auto(mesh(n)), problem.shard)
+            static = placement.static(static)
+            x = jax.device_put(x, placement.replicated)
+        def loss(x, static):
+            return problem.loss(eqx.combine(x, x_static), static)[0]
+        value, grad = jax.jit(jax.value_and_grad(loss))(x, static)
+        return float(value), flat(grad)
+
+    def compare(make, key):
+        value, grad = loss_and_grad(make(), None)
+        rows = []
+        for n in (2, 4):
+            v, g = loss_and_grad(make(), n)
+            rows.append(
+                max(
+                    abs(v - value) / abs(value),
+                    float(np.max(np.abs(g - grad)) / np.max(np.abs(grad))),
+                )
+            )
+        out[key] = rows
+
+    t, x = sp.symbols("t x")
+    u = sm.Field("u", (t, x), hidden=[8])
+    burgers = sm.Model(
+        [sp.Eq(u.diff(t) + u * u.diff(x), 0.01 / sp.pi * u.diff(x, 2))],
+        conditions=[
+            sp.Eq(u.subs(t, 0), -sp.sin(sp.pi * x)),
+            sp.Eq(u.subs(x, -1), 0),
+        ],
+        domain={t: (0, 1), x: (-1, 1)},
+    )
+    rng = np.random.default_rng(0)
+    # 10 observations: padded to 12 on 4 devices, with zero weight.
+    observed = sm.PointData(
+        {t: rng.uniform(0, 1, 10), x: rng.uniform(-1, 1, 10)},
+        {u: rng.normal(size=10)},
+    )
+    pinn = sm.PhysicsInformed(points=64, boundary_points=16, derivatives="forward")
+    compare(lambda: pinn.prepare(burgers, observed, seed=1, dtype=jax.numpy.float64,
+                                 init=None), "pinn")
+
+    s = sp.Symbol("s")
+    a, b = sm.states("a b", s)
+    U = sm.Unknown("U", inputs=[a, b], outputs=2, hidden=[8])
+    ode = sm.Model(
+        [sp.Eq(a.diff(s), 1.3 * a + U[0]), sp.Eq(b.diff(s), -1.8 * b + U[1])]
+    )
+    ts = np.linspace(0.0, 1.0, 7)
+    data = [
+        sm.Data(ts, {a: a0 * np.exp(-ts), b: b0 * np.exp(-2 * ts)})
+        for a0, b0 in ((2.0, 1.0), (1.0, 2.0))
+    ]
+    ude = sm.SolveInLoop(shooting=2)
+    compare(lambda: ude.prepare(ode, data, seed=1, dtype=jax.numpy.float64,
+                                init=None), "ude")
+
+    # Whole fits: on one device and split over four (resampling included).
+    t1 = sp.Symbol("t")
+    y = sm.Field("y", [t1], hidden=[8])
+    decay = sm.Model([sp.Eq(y.diff(t1), -y)], conditions=[sp.Eq(y.subs(t1, 0), 1)],
+                     domain={t1: (0, 2)})
+    method = sm.PhysicsInformed(points=32, resample_every=5)
+    kwargs = dict(method=method, steps=12, lbfgs_steps=3)
+    single = sm.fit(decay, seed=2, **kwargs)
+    split = sm.fit(decay, seed=2, mesh=True, **kwargs)
+    out["fit"] = float(
+        np.max(np.abs(flat(split.params) - flat(single.params)))
+        / np.max(np.abs(flat(single.params)))
+    )
+    out["fit_history"] = [len(h) for h in split.history.values()]
+
+    # An ensemble against independent fits, its members split over 2 devices.
+    kwargs = dict(method=method, steps=12, lbfgs_steps=0)
+    ensemble = sm.fit_ensemble(decay, seeds=[3, 4, 5, 6], mesh=mesh(2), **kwargs)
+    out["ensemble"] = [
+        float(np.max(np.abs(flat(member.params) - flat(sm.fit(decay, seed=k,
+              **kwargs).params))))
+        for k, member in zip((3, 4, 5, 6), ensemble)
+    ]
+    out["ensemble_losses"] = ensemble.final_losses.tolist()
+
+    def message(call):
+        try:
+            call()
+        except sm.FitError as e:
+            return str(e)
+        return None
+
+    out["errors"] = {
+        "points": message(lambda: sm.fit(
+            decay, method=sm.PhysicsInformed(points=30), steps=1, mesh=True)),
+        "trajectories": message(lambda: sm.fit(ode, data[:1], steps=1, mesh=mesh(4))),
+        "members": message(lambda: sm.fit_ensemble(
+            decay, seeds=range(3), steps=1, mesh=mesh(2))),
+        "mesh": message(lambda: sm.fit(decay, steps=1, mesh="gpu")),
+    }
+    print("RESULT", json.dumps(out))
+    """
+)
+
+
+def _forced_devices(n: int) -> dict:
+    return dict(
+        os.environ,
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={n}",
+        JAX_PLATFORMS="cpu",
+        PYTHONPATH=str(ROOT),
+    )
+
+
+@pytest.fixture(scope="module")
+def measured():
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER],
+        env=_forced_devices(4),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+# float64 throughout: the sums of a split reduction differ from the unsplit
+# ones by rounding only (~1e-16 relative per term).
+TOLERANCE = 1e-10
+
+
+@pytest.mark.slow
+def test_pinn_loss_and_gradient_do_not_depend_on_devices(measured):
+    assert max(measured["pinn"]) < TOLERANCE
+
+
+@pytest.mark.slow
+def test_ude_loss_and_gradient_do_not_depend_on_devices(measured):
+    # Two trajectories × two shooting segments: four solves, batched.
+    assert max(measured["ude"]) < TOLERANCE
+
+
+@pytest.mark.slow
+def test_fit_on_four_devices_equals_fit_on_one(measured):
+    assert measured["fit"] < 1e-8
+    assert measured["fit_history"] == [12, 4]
+
+
+@pytest.mark.slow
+def test_ensemble_members_equal_independent_fits(measured):
+    assert max(measured["ensemble"]) < 1e-8
+    assert np.all(np.isfinite(measured["ensemble_losses"]))
+
+
+@pytest.mark.slow
+def test_mesh_that_does_not_divide_is_an_error(measured):
+    errors = measured["errors"]
+    assert "30 collocation points" in errors["points"]
+    assert "such as 32" in errors["points"]
+    assert "1 trajectories × 1 segment(s)" in errors["trajectories"]
+    assert "3 members" in errors["members"]
+    assert "`mesh` of `fit` must be a `jax.sharding.Mesh`" in errors["mesh"]
+
+
+def test_two_processes_quick(tmp_path):
+    # Two `jax.distributed` processes on 127.0.0.1, each bounded in time by
+    # the example's launcher.
+    summary = load_example("multiprocess_fit").main(
+        ["--quick", "--processes", "2", "--out", str(tmp_path)]
+    )
+    assert summary["processes"] == 2 and summary["devices"] == 2
+    # float32: the split sums round differently, and 70 optimisation steps
+    # carry that rounding along.
+    assert summary["multiprocess_max_relative_disagreement"] < 1e-3
+    assert summary["final_loss_multiprocess"] == pytest.approx(
+        summary["final_loss_single"], rel=1e-2
+    )
+    assert (tmp_path / "summary.json").is_file()
