@@ -232,6 +232,39 @@ def test_bootstrap_agrees_with_gauss_newton_and_is_seeded(regression):
     assert cases.standard_errors[b] == pytest.approx(gn.standard_errors[b], rel=0.5)
 
 
+def test_gauss_newton_refuses_parameters_the_data_cannot_separate():
+    # x' = a + b: only a + b is determined, so the curvature JᵀJ is singular
+    # along (1, −1)/√2 and no finite covariance exists.
+    (x,) = sm.states("x", t)
+    a, b = sp.symbols("a b")
+    model = sm.Model(
+        [sp.Eq(x.diff(t), a + b)],
+        parameters={a: sm.trainable(1.0), b: sm.trainable(0.5)},
+    )
+    ts = np.linspace(0.0, 2.0, 30)
+    ys = 0.5 + 2.0 * ts + 0.1 * np.random.default_rng(0).standard_normal(ts.size)
+    result = sm.fit(model, sm.Data(ts, {x: ys}), steps=0, lbfgs_steps=30)
+    with pytest.raises(
+        UncertaintyError, match=r"not identifiable.*0\.71·[ab] − 0\.71·[ab]"
+    ):
+        sm.parameter_uncertainty(result)
+
+
+def test_gauss_newton_warns_when_the_fit_has_not_converged():
+    # One tiny Adam step from b = 1 leaves the slope far from its least-squares
+    # value 2: the Gauss–Newton step is many standard errors long.
+    (x,) = sm.states("x", t)
+    b = sp.Symbol("b")
+    model = sm.Model([sp.Eq(x.diff(t), b)], parameters={b: sm.trainable(1.0)})
+    ts = np.linspace(0.0, 2.0, 30)
+    ys = 0.5 + 2.0 * ts + 0.1 * np.random.default_rng(0).standard_normal(ts.size)
+    early = sm.fit(
+        model, sm.Data(ts, {x: ys}), steps=1, lbfgs_steps=0, learning_rate=1e-3
+    )
+    with pytest.warns(sm.UncertaintyWarning, match="not at the minimum"):
+        sm.parameter_uncertainty(early)
+
+
 # -- inclusion frequencies ----------------------------------------------------------
 
 

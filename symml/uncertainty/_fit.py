@@ -140,7 +140,17 @@ def _inverse(a: np.ndarray, labels) -> np.ndarray:
     if eigenvalues[0] < _IDENTIFIABLE * eigenvalues[-1]:
         v = vectors[:, 0]
         top = np.argsort(-np.abs(v))[:3]
-        combo = " + ".join(f"{v[i]:.2f}·{labels[i]}" for i in top if abs(v[i]) > 0.05)
+        if v[top[0]] < 0:
+            v = -v
+        combo = ""
+        for i in top:
+            if abs(v[i]) > 0.05:
+                sign = (
+                    ("− " if v[i] < 0 else "")
+                    if not combo
+                    else (" − " if v[i] < 0 else " + ")
+                )
+                combo += f"{sign}{abs(v[i]):.2f}·{labels[i]}"
         raise UncertaintyError(
             f"The parameters are not identifiable from these data: the combination "
             f"{combo} leaves the residuals unchanged (the curvature is singular). "
