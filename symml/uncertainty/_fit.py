@@ -174,6 +174,13 @@ class GaussNewton(AbstractErrorMethod):
     observed state. Intervals use Student's t with the residual degrees of
     freedom.
 
+    The error bars are conditional on the model that was fitted: the terms
+    discovery selected (a missing or extra term is not covered), the fixed
+    parameters taken as exact, and noise independent between observations
+    with one variance per state. They are first order in `θ`: when a
+    standard error is not small against the scale on which the model is
+    nonlinear in `θ`, prefer the bootstrap's percentile intervals.
+
     **Arguments:**
 
     - `noise`: `"per_state"` (default: a noise variance per observed state,
