@@ -200,8 +200,17 @@ def summarise(runs: list[dict]) -> dict:
     out = {}
     for noise in sorted({r["noise"] for r in runs}):
         group = [r for r in runs if r["noise"] == noise]
-        coverage, widths = {}, {}
+        coverage, widths, z_rms = {}, {}, {}
         for method in ("gauss_newton", "bootstrap"):
+            # (estimate − truth) / standard error: about 1 in root mean square
+            # when the standard errors are right, whatever the intervals' shape.
+            z = [
+                (o[method]["estimate"] - o["truth"]) / o[method]["standard_error"]
+                for r in group
+                for o in r["outputs"].values()
+                if o[method]
+            ]
+            z_rms[method] = float(np.sqrt(np.mean(np.square(z)))) if z else math.nan
             hits = [
                 bool(o[method] and o[method]["contains_truth"])
                 for r in group
@@ -243,6 +252,7 @@ def summarise(runs: list[dict]) -> dict:
             "coverage": coverage,
             "n_intervals": 2 * len(group),
             "median_relative_standard_error": widths,
+            "rms_standardised_error": z_rms,
             "exact_terms": float(
                 np.mean([all(o["exact"] for o in r["outputs"].values()) for r in group])
             ),
