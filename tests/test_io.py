@@ -510,3 +510,25 @@ def test_float64_file_needs_x64(tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
     )
     assert "jax.config.update('jax_enable_x64', True)" in out.stdout, out.stderr
+
+
+@pytest.mark.slow
+def test_float32_fit_round_trips_without_x64(tmp_path):
+    """In JAX's default float32, a fit's numpy parts (times, data, losses) are
+    float64 but load as numpy: the file loads, and predicts bit for bit."""
+    code = f"""
+import numpy as np, sympy as sp, symml as sm
+t, k = sp.symbols("t k")
+(x,) = sm.states("x", t)
+model = sm.Model([sp.Eq(x.diff(t), -k * x)], parameters={{k: sm.trainable(0.3)}})
+ts = np.linspace(0, 1, 5)
+result = sm.fit(model, sm.Data(ts, {{x: np.exp(-ts)}}), steps=3, lbfgs_steps=0)
+sm.save({str(tmp_path / "r.symml")!r}, result)
+loaded = sm.load({str(tmp_path / "r.symml")!r})
+a, b = np.asarray(result.predict(ts).ys), np.asarray(loaded.predict(ts).ys)
+print(a.dtype, a.tobytes() == b.tobytes())
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert out.stdout.split() == ["float32", "True"], out.stderr

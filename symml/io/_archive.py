@@ -230,7 +230,9 @@ class Writer:
                 f"Cannot save an array of dtype {array.dtype}; only numeric arrays "
                 "are saved."
             )
-        self.float64 |= array.dtype == np.float64
+        # A numpy array loads back as numpy whatever JAX's precision; only a
+        # JAX array needs 64-bit JAX to come back as float64.
+        self.float64 |= is_jax and array.dtype == np.float64
         name = f"a{len(self.arrays)}"
         self.arrays[name] = array
         return {"$": "array", "ref": name, "jax": is_jax}
