@@ -177,14 +177,6 @@ PINN_RESIDUALS = (
     "evaluator unchecked: a wrong or missing variable is a KeyError"
 )
 
-STEADY = (
-    "symml/steady (another engineer's stage) does not check this input; "
-    "reported, not fixed here"
-)
-SDE = (
-    "symml/sde (another engineer's stage) does not check this input; reported, "
-    "not fixed here"
-)
 PINN_OPTIONS = (
     "PhysicsInformed (symml/training/_pinn.py, owned by the PINN work) checks "
     "its derivative scheme only when fitting"
@@ -2139,7 +2131,6 @@ CASES: list[Case] = [
         lambda w: sm.steady_state(w.rhs[0], jnp.array([math.nan, 1.0]), w.rhs[1]),
         SteadyStateInputError,
         "finite",
-        xfail=STEADY,
     ),
     C(
         "steady_state/guess of an unknown state",
@@ -2170,7 +2161,6 @@ CASES: list[Case] = [
         lambda w: sm.steady_state(w.rhs[0], jnp.ones(2), w.rhs[1], t="0"),
         SteadyStateInputError,
         "`t`",
-        xfail=STEADY,
     ),
     C(
         "Newton/zero max_steps",
@@ -2196,7 +2186,6 @@ CASES: list[Case] = [
         lambda w: sm.SteadyData({"x": [[1, 2], [3]]}),
         DataError,
         "ragged|rectangular",
-        xfail=STEADY,
     ),
     C(
         "SteadyData/NaN",
@@ -2221,7 +2210,6 @@ CASES: list[Case] = [
         lambda w: sm.SkipGuess(1, 2, key=0),
         SteadyStateInputError,
         "key",
-        xfail=STEADY,
     ),
     # -- stochastic models -------------------------------------------------------------
     C(
@@ -2281,7 +2269,6 @@ CASES: list[Case] = [
         lambda w: sm.simulate(w.sde.model, [0.0, 1.0], [1.0], key=0),
         SDEError,
         "key",
-        xfail=SDE,
     ),
     C(
         "simulate/y0 of the wrong length",

@@ -39,15 +39,14 @@ def _unknown_network(u: Unknown, key, dtype, final_scale):
     )
 
 
-def check_key(key, where: str) -> PRNGKeyArray:
-    """`key` if it is a JAX PRNG key, else a `LoweringError` saying how to
-    make one."""
+def check_key(key, where: str, error: type[SymmlError] = LoweringError) -> PRNGKeyArray:
+    """`key` if it is a JAX PRNG key, else `error` saying how to make one."""
     ok = isinstance(key, jax.Array) and (
         jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
         or (key.dtype == jnp.uint32 and key.shape == (2,))
     )
     if not ok:
-        raise LoweringError(
+        raise error(
             f"`key` of `{where}` must be a JAX PRNG key such as "
             f"`jax.random.PRNGKey(0)`; got {key!r}."
         )

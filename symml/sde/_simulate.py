@@ -15,6 +15,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from .._errors import SDEError
 from ..dsl import SDE
 from ..lowering import Params
+from ..lowering._params import check_key
 from ._lower import CompiledSDE, lower_sde
 
 
@@ -248,6 +249,7 @@ def simulate(
     # bound costs nothing at run time: the solve stops at `ts[-1]`).
     needed = math.ceil((ts_np[-1] - ts_np[0]) / dt) + 2
     max_steps = max(4096, 2 ** math.ceil(math.log2(needed)))
+    check_key(key, "simulate", SDEError)
     keys = jax.vmap(lambda i: jr.fold_in(key, i))(jnp.arange(int(paths)))
     return _solve(
         system,

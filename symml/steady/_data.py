@@ -37,6 +37,16 @@ def _finite(name: str, array: np.ndarray, what: str) -> None:
         )
 
 
+def _numeric(values, what: str) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise DataError(
+            f"{what} must be an array of real numbers with one row per experiment "
+            "(a rectangular array, not ragged rows); got values that are not."
+        ) from None
+
+
 class SteadyData:
     """Steady states observed in `K` experiments, each with its own values of
     some known inputs (a source amplitude, a boundary value, a parameter).
@@ -67,7 +77,7 @@ class SteadyData:
             name = _key_name(key, "values")
             if name in observed:
                 raise DataError(f"The state `{name}` is observed twice in `values`.")
-            v = np.asarray(v, dtype=float)
+            v = _numeric(v, f"The observations of `{name}`")
             if v.ndim == 0:
                 raise DataError(
                     f"The observations of `{name}` are a scalar; expected an array "
@@ -81,7 +91,7 @@ class SteadyData:
             name = _key_name(key, "inputs")
             if name in given:
                 raise DataError(f"The input `{name}` is given twice in `inputs`.")
-            v = np.asarray(v, dtype=float)
+            v = _numeric(v, f"The values of the input `{name}`")
             if v.ndim != 1:
                 raise DataError(
                     f"The values of the input `{name}` have shape {v.shape}; expected "

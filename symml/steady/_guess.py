@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._errors import SteadyStateInputError
+from ..lowering._params import check_key
 from ..nets import MLP, make_network
 
 __all__ = ["SkipGuess"]
@@ -60,6 +61,7 @@ class SkipGuess(eqx.Module):
                     f"`{name}` of `SkipGuess` must be a positive integer; got "
                     f"{value!r}."
                 )
+        check_key(key, "SkipGuess", SteadyStateInputError)
         dtype = jnp.zeros(()).dtype if dtype is None else dtype
         # A small last layer: the untrained guess is `offset` plus a little.
         self.network = make_network(

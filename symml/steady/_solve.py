@@ -246,6 +246,11 @@ def steady_state(
     norm, the iteration count and whether the solve converged.
     """
     _check_system(system)
+    if isinstance(t, bool) or not isinstance(t, int | float | np.number | jax.Array):
+        raise SteadyStateInputError(
+            f"`t` (the time at which the right-hand side is frozen) must be a "
+            f"number; got {t!r}."
+        )
     if solver is None:
         solver = Newton()
     if not isinstance(solver, AbstractSteadySolver):
@@ -256,6 +261,12 @@ def steady_state(
     pattern = system.jacobian_sparsity()
     n = pattern.shape[0]
     u0 = flat_guess(system, guess, n, inputs)
+    if not isinstance(u0, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(u0))):
+        bad = np.flatnonzero(~np.isfinite(np.asarray(u0)))
+        raise SteadyStateInputError(
+            f"The initial guess is not finite (NaN or inf) at flat index "
+            f"{int(bad[0])}; give a finite guess."
+        )
     params = _params(system, params)
     problem = _Problem(system, n)
     args = (jnp.asarray(t, u0.dtype), params)
