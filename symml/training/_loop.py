@@ -20,11 +20,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import PartitionSpec
 
 from .._errors import FitError
 from ._progress import Progress
-from ._shard import Placement, data_spec, host, to_default_device
+from ._shard import Placement, host, to_default_device
 
 # The most steps one compiled call runs; more per call saves host round trips,
 # fewer reports progress (and can stop) sooner.
@@ -295,42 +294,18 @@ def _make_chunk(
 
 
 def _compile(chunk: Callable, placement):
-    """`chunk` compiled; on a mesh, data-parallel under XLA's partitioner (the
-    parameters replicated) or, for an ensemble, each device stepping its own
-    members with no communication (`shard_map`)."""
+    """`chunk` compiled; on a mesh, partitioned by XLA: data-parallel (the
+    parameters replicated, the data split) or, for an ensemble, each device
+    stepping its share of the members (every array split along the member
+    axis, which no step mixes)."""
     if placement is None:
         return eqx.filter_jit(chunk)
-    if not placement.members:
 
-        def replicated(carry, static, n_active):
-            carry, losses = chunk(carry, static, n_active)
-            return placement.constrain_carry(carry), losses
+    def placed(carry, static, n_active):
+        carry, losses = chunk(carry, static, n_active)
+        return placement.constrain_carry(carry), losses
 
-        return eqx.filter_jit(replicated)
-    spec = data_spec(placement.mesh)
-
-    def sharded(carry, static, n_active):
-        c_dynamic, c_static = eqx.partition(carry, eqx.is_array)
-        s_dynamic, s_static = eqx.partition(static, eqx.is_array)
-
-        def local(c_dynamic, s_dynamic, n_active):
-            c, losses = chunk(
-                eqx.combine(c_dynamic, c_static),
-                eqx.combine(s_dynamic, s_static),
-                n_active,
-            )
-            return eqx.filter(c, eqx.is_array), losses
-
-        out, losses = jax.shard_map(
-            local,
-            mesh=placement.mesh,
-            in_specs=(spec, spec, PartitionSpec()),
-            out_specs=(spec, PartitionSpec(None, *spec)),
-            check_vma=False,
-        )(c_dynamic, s_dynamic, n_active)
-        return eqx.combine(out, c_static), losses
-
-    return eqx.filter_jit(sharded)
+    return eqx.filter_jit(placed)
 
 
 def _new_carry(x_dynamic, opt, dtype) -> _Carry:

@@ -190,13 +190,13 @@ class Placement:
         return _put(jnp.asarray(value), self.replicated)
 
     def constrain_carry(self, carry):
-        """Inside the compiled chunk: the carry leaves it replicated, so the
-        next call sees the shardings of this one (no recompilation)."""
+        """Inside the compiled chunk: the carry leaves it as it came in
+        (replicated, or split by member), so the next call sees the
+        shardings of this one (no recompilation)."""
+        sharding = self.split if self.members else self.replicated
         return jax.tree.map(
             lambda a: (
-                jax.lax.with_sharding_constraint(a, self.replicated)
-                if eqx.is_array(a)
-                else a
+                jax.lax.with_sharding_constraint(a, sharding) if eqx.is_array(a) else a
             ),
             carry,
         )
