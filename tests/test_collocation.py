@@ -269,3 +269,30 @@ def test_collocation_benchmark_quick(tmp_path):
     assert lv["median_speedup_whole_run"] > 0
     assert summary["fisher_kpp"]["fit_time_ratio_solve_vs_collocation"] > 0
     assert "Fisher–KPP" in out.stdout
+
+
+def test_lotka_volterra_example_collocation_quick(tmp_path):
+    """The example's `--method collocation+solve`: both stages run for the
+    UDE and the neural ODE, and the summary records the method."""
+    from helpers import load_example
+
+    lv = load_example("lotka_volterra")
+    summary = lv.main(
+        [
+            "--quick",
+            "--method",
+            "collocation+solve",
+            "--out",
+            str(tmp_path),
+            "--no-plot",
+        ]
+    )
+    assert summary["method"] == "collocation+solve"
+    assert set(summary["losses"]["ude"]) >= {"collocation:adam", "adam"}
+    assert set(summary["losses"]["neural_ode"]) >= {"collocation:adam", "adam"}
+    fits = summary["fit_wall_time_seconds"]
+    assert 0 < fits["ude"] < summary["wall_time_seconds"]
+    for output in summary["unknowns"].values():
+        assert output["terms_exact"] == (
+            set(output["terms"]) == set(output["true_terms"])
+        )
