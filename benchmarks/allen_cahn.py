@@ -174,7 +174,11 @@ class Monitored(sm.AbstractFitMethod):
             now = time.perf_counter()
             if state["start"] is None:
                 state["start"] = now
-            if step % self.every == 0:
+            # The budget is checked at every call (every resampling period), not
+            # only at monitored steps, so no variant overruns it by a whole
+            # monitoring interval.
+            seconds = now - state["start"] - state["paused"]
+            if step % self.every == 0 or seconds > self.budget:
                 pause = time.perf_counter()
                 seconds = pause - state["start"] - state["paused"]
                 self.observe(params, seconds, step)
@@ -271,7 +275,9 @@ def run(name, config, *, ref, settings, seed, budget, monitor, progress):
     phases = [sm.Phase("adam", optax.adam(schedule), settings["steps"])]
     start = time.perf_counter()
     try:
-        result = sm.fit(model, method=method, seed=seed, phases=phases, dtype=jnp.float32)
+        result = sm.fit(
+            model, method=method, seed=seed, phases=phases, dtype=jnp.float32
+        )
         params = result.params
     except _OutOfTime as stop:
         params = stop.params
