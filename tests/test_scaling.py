@@ -224,3 +224,26 @@ def test_two_processes_quick(tmp_path):
         summary["final_loss_single"], rel=1e-2
     )
     assert (tmp_path / "summary.json").is_file()
+
+
+def test_scaling_benchmark_quick(tmp_path):
+    script = ROOT / "benchmarks" / "scaling.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--quick", "--seed", "1", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for key in (
+        "overhead_2_devices_pinn",
+        "overhead_4_devices_pinn",
+        "overhead_2_devices_ensemble",
+    ):
+        assert summary[key] > 0
+    # float32 sums in another order: rounding only.
+    assert summary["max_relative_disagreement"] < 1e-4
+    assert summary["multiprocess_max_relative_disagreement"] < 1e-3
+    model = summary["scaling_model"]
+    assert 0 < model["predicted_efficiency_8_devices_pinn"] <= 1
