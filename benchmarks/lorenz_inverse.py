@@ -171,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         pinn = {"steps": 200, "lbfgs_steps": 0, "points": 128}
         ude = {"steps": 20, "lbfgs_steps": 0}
     else:
-        pinn = {"steps": 5000, "lbfgs_steps": 5000, "points": 1024}
+        pinn = {"steps": 4000, "lbfgs_steps": 1000, "points": 512}
         ude = {"steps": 500, "lbfgs_steps": 200}
     ts, values = observations(301, args.noise, args.seed)
 
