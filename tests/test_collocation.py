@@ -3,6 +3,7 @@ derivatives), multistep residuals, and collocation followed by the solve in
 the loop."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -246,6 +247,25 @@ def test_collocation_then_solve():
     named = sm.fit(model, data, method="collocation+solve", steps=0, lbfgs_steps=5)
     assert isinstance(named.method, sm.CollocationThenSolve)
     assert named.wall_time > 0
+
+
+def test_collocation_then_solve_warns_when_collocation_misses_the_data():
+    """After one Adam step the first stage keeps about its initial rate
+    (x' = +0.5 x against data decaying as e^{-1.3 t}): its solution is far
+    from the data, and the user is told before the solve stage."""
+    (x,) = sm.states("x", t)
+    k = sp.Symbol("k")
+    model = sm.Model([sp.Eq(x.diff(t), k * x)], parameters={k: sm.trainable(0.5)})
+    ts = np.linspace(0, 3, 16)
+    data = sm.Data(ts, {x: 3 * np.exp(-1.3 * ts)})
+    method = sm.CollocationThenSolve(collocation_steps=1, collocation_lbfgs_steps=0)
+    with pytest.warns(sm.SymmlWarning, match="does not follow the data.*`x`"):
+        sm.fit(model, data, method=method, steps=0, lbfgs_steps=2)
+    # A collocation fit that lands near the answer does not warn.
+    method = sm.CollocationThenSolve(collocation_steps=0, collocation_lbfgs_steps=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sm.SymmlWarning)
+        sm.fit(model, data, method=method, steps=0, lbfgs_steps=2)
 
 
 @pytest.mark.slow

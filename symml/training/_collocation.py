@@ -12,6 +12,7 @@ collocation, and the coefficients of a linear multistep formula for
 costs a few evaluations of the right-hand side on the data.
 """
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -22,7 +23,7 @@ import jax.random as jr
 import numpy as np
 
 from .._diffrax import SolveOptions, check_times
-from .._errors import DataError, FitError
+from .._errors import DataError, FitError, SymmlWarning
 from ..dsl import Data, ODEModel
 from ..dsl._data import as_datasets
 from ..lowering import AbstractSystem, CompiledRHS, Params
@@ -499,6 +500,44 @@ class Collocation(AbstractFitMethod):
         )
 
 
+# A collocation fit whose solution is further than this from the data (relative
+# L2 error of some state) leaves the solve in the loop to start far away.
+_FAR = 0.5
+
+
+def _warn_if_far(start: UDEResult) -> None:
+    """Warn when the collocation fit, solved from its initial states, does
+    not follow the data: its field matched derivative estimates that were
+    wrong (coarse sampling, noise), and the solve in the loop starts from a
+    poor guess, where its solves may be long."""
+    worst, where = 0.0, ""
+    for j, d in enumerate(start.data):
+        try:
+            solution = start.predict(d.t, trajectory=j)
+        except FitError:
+            worst, where = np.inf, f"its solve of trajectory {j} fails"
+            break
+        for name, values in d.values.items():
+            got = np.asarray(solution[name]).reshape(values.shape)
+            scale = max(float(np.linalg.norm(values)), 1e-300)
+            error = float(np.linalg.norm(got - values)) / scale
+            if not error <= worst:
+                worst = error
+                where = f"`{name}` of trajectory {j} is off by {error:.0%}"
+    if worst > _FAR:
+        warnings.warn(
+            "The collocation fit, solved from the data's initial values, does not "
+            f"follow the data ({where}): the derivatives estimated from the data "
+            "are probably wrong (look at `Collocation().estimate(data)`; coarse "
+            "sampling and noise bias them). The solve in the loop starts from this "
+            "poor guess and may take longer than from scratch: observe more "
+            "densely, try `Collocation(smoother='spline')`, or fit with "
+            "`method='solve'`.",
+            SymmlWarning,
+            stacklevel=4,
+        )
+
+
 @dataclass(frozen=True)
 class CollocationThenSolve(AbstractFitMethod):
     """Collocation first, then the solve in the loop from its result
@@ -565,6 +604,7 @@ class CollocationThenSolve(AbstractFitMethod):
             first, [p for p in phases if p.steps > 0], progress=Progress(False)
         )
         start = first.result(trainable, history, static)
+        _warn_if_far(start)
         problem = self.solve.prepare(target, data, seed=seed, dtype=dtype, init=start)
         build = problem.result
         earlier = {f"collocation:{k}": v for k, v in history.items()}
