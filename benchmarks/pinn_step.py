@@ -21,7 +21,7 @@ time, which leaves its compilation out. Step times are medians over chunks
 (symml) and rounds (jinns), in milliseconds.
 
     python benchmarks/pinn_step.py [--quick] [--seed N] [--out DIR]
-        [--rounds R] [--chunks K]
+        [--rounds R] [--chunks K] [--no-schemes]
 
 `--out DIR` writes `DIR/summary.json`: `step_ms_symml`,
 `step_ms_symml_allocator`, `step_ms_reference` (jinns in a default process),
@@ -356,13 +356,18 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", type=Path, default=Path("results/pinn_step"))
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--chunks", type=int, default=None)
+    parser.add_argument(
+        "--no-schemes",
+        action="store_true",
+        help="leave out symml's forward and reverse schemes (run without --quick)",
+    )
     parser.add_argument("--worker", choices=["symml", "jinns"], help=argparse.SUPPRESS)
     parser.add_argument("--allocator", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--scheme", default="taylor", help=argparse.SUPPRESS)
     parser.add_argument("--setup", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (1 if args.quick else 2)
-    args.chunks = args.chunks or 2
+    args.chunks = args.chunks or (1 if args.quick else 2)
     if args.worker:
         return worker(args)
 
@@ -388,7 +393,7 @@ def main(argv=None) -> dict:
     if jinns:
         plan["reference"] = ["--worker", "jinns"]
         plan["reference_allocator"] = ["--worker", "jinns", "--allocator"]
-    if not args.quick:
+    if not args.quick and not args.no_schemes:
         for scheme in ("forward", "reverse"):
             plan[f"symml_{scheme}"] = ["--worker", "symml", "--scheme", scheme]
     loads = [os.getloadavg()]
