@@ -60,3 +60,19 @@ def test_sparsity_quick(tmp_path):
         # The reference rows ran (their patterns were checked equal to ours).
         assert summary["ratio_coloring_ms_N32"] > 0
         assert summary["star_colors_N16"] <= summary["asdex_star_colors_N16"] + 2
+
+
+def test_pinn_step_quick(tmp_path):
+    stdout = _run("pinn_step.py", "--seed", "1", "--out", str(tmp_path))
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["step_ms_symml"] > 0 and summary["step_ms_symml_allocator"] > 0
+    assert summary["allocator_speedup"] > 0
+    assert "ms/step" in stdout
+    if summary["reference"] is None:  # jinns is not installed
+        assert summary["step_ms_reference"] is None
+        return
+    # Both start from the same weights on the same points, so the losses they
+    # time are the same function: their first values agree to float32 rounding.
+    assert summary["loss_agreement"] < 1e-4
+    assert summary["ratio_default_vs_reference"] > 0
+    assert summary["ratio_allocator_vs_reference"] > 0

@@ -393,6 +393,31 @@ def test_taylor_collapsed_matches_per_direction():
     assert_close(collapsed[2][0], full[2].sum(0), 1e-12)
 
 
+def test_taylor_orders_per_direction():
+    """Directions carried to different orders (`orders=`) give, for each order,
+    the coefficients of the directions carried that far, equal to nested
+    forward-mode derivatives; a bad `orders` is an error."""
+
+    def fn(z):
+        h = jnp.tanh(jnp.array([[0.7, -0.4, 0.2], [0.3, 0.9, -0.5]]) @ z)
+        return jnp.stack([jnp.sum(jnp.exp(h) * z[:2]), jnp.sqrt(2 + h @ h)])
+
+    x = jnp.array([0.3, -0.2, 0.5])
+    dirs = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1.0, -1.0, 2.0]])
+    coeffs = jax.jit(lambda z: taylor_coefficients(fn, z, dirs, 3, orders=(3, 2, 1)))(x)
+    assert [c.shape[0] for c in coeffs] == [1, 3, 2, 1]
+    for n, v in enumerate(jnp.asarray(dirs)):
+        g = fn
+        for k in range(4):
+            if k == 0 or n < coeffs[k].shape[0]:
+                got = coeffs[k][0 if k == 0 else n] * math.factorial(k)
+                assert_close(got, g(x), 1e-12)
+            g = functools.partial(_jvp_along, g, v)
+    for orders in [(1, 2, 3), (3, 2), (2, 2, 1)]:
+        with pytest.raises(DerivativeError, match="`orders` must give each"):
+            taylor_coefficients(fn, x, dirs, 3, orders=orders)
+
+
 def _exp_net(net):
     """A network ending in `exp`, so the Taylor rule for `exp` is exercised too."""
     return lambda z: jnp.exp(0.5 * net(z))

@@ -37,6 +37,26 @@ def _burgers_problem(scheme):
     return method.prepare(model, None, seed=1, dtype=jnp.float64, init=None)
 
 
+def _count(jaxpr, name: str) -> int:
+    count = 0
+    for eqn in jaxpr.eqns:
+        count += eqn.primitive.name == name
+        for inner in jax.extend.core.jaxprs_in_params(eqn.params):
+            count += _count(inner, name)
+    return count
+
+
+def test_pinn_taylor_loss_passes_the_network_once_per_point_set():
+    """u, u_t, u_x and u_xx at the collocation points come from one Taylor
+    pass (its primal is u): one tanh per hidden layer there, and one per layer
+    at the initial condition's points."""
+    problem = _burgers_problem("taylor")
+    jaxpr = jax.make_jaxpr(lambda p: problem.loss(p, problem.static)[0])(
+        problem.trainable
+    )
+    assert _count(jaxpr.jaxpr, "tanh") == 2 * 2
+
+
 @pytest.mark.parametrize("scheme", ["reverse", "forward", "taylor"])
 def test_pinn_loss_gradient_matches_central_differences(scheme):
     problem = _burgers_problem(scheme)

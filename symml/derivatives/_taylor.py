@@ -26,17 +26,23 @@ def taylor_coefficients(
     *,
     collapsed=False,
     rules: Mapping | None = None,
+    orders: Sequence[int] | None = None,
 ) -> list[Array]:
     """Propagate `x + t v` through `fn` for each direction `v` (rows of `directions`).
 
     `rules` (`{primitive: rule}`) are looked up before
     [`taylor_rules()`][symml.derivatives.taylor_rules], for this call only.
+    `orders`, if given, is the order each direction is needed to, from
+    `order` down (non-increasing): coefficients beyond a direction's order are
+    not computed.
 
     **Returns:**
 
     `order + 1` arrays; entry `j` has shape `(n_directions, *out)` and holds the
     normalised coefficients `D_v^j fn(x) / j!` (entry 0 and, if `collapsed`,
-    entry 2, have one row: order 2 is then summed over the directions).
+    entry 2, have one row: order 2 is then summed over the directions; with
+    `orders`, entry `j` has a row for each direction needed to order `j` or
+    higher, the first ones).
     """
     closed = jax.make_jaxpr(fn)(jax.ShapeDtypeStruct(x.shape, x.dtype))
     if len(closed.jaxpr.outvars) != 1:
@@ -44,7 +50,25 @@ def taylor_coefficients(
             "`fn` must return a single array of shape (m,); it returned "
             f"{len(closed.jaxpr.outvars)} arrays. Stack the outputs with `jnp.stack`."
         )
-    mode = _Mode(order, len(directions), collapsed)
+    ragged = None
+    if orders is not None:
+        orders = [int(k) for k in orders]
+        if (
+            collapsed
+            or len(orders) != len(directions)
+            or not orders
+            or orders[0] != order
+            or any(a < b for a, b in zip(orders, orders[1:], strict=False))
+            or orders[-1] < 1
+        ):
+            raise DerivativeError(
+                f"`orders` must give each of the {len(directions)} directions an "
+                f"order from `order` = {order} down to 1, non-increasing, and "
+                f"cannot be combined with `collapsed`; got {orders!r}."
+            )
+        if orders[-1] < order:
+            ragged = tuple(sum(k >= j for k in orders) for j in range(1, order + 1))
+    mode = _Mode(order, len(directions), collapsed, ragged)
     v = jnp.asarray(directions, x.dtype)
     # Tie the directions to the point: under `vmap` they are then batched
     # like it, and so is everything derived from them. Left unbatched, the
@@ -152,15 +176,30 @@ class Taylor(AbstractScheme):
         if not dirs:
             y = fn(x)
             return tuple(y for _ in alphas)
-        order = max(sum(a) for a in alphas)
-        coeffs = taylor_coefficients(fn, x, np.array(dirs, dtype=np.float64), order)
+        # Each direction is carried only to the highest order that needs it,
+        # those needed to higher orders first: u_t and u_xx propagate `e_x` to
+        # order 2 and `e_t` to order 1 only.
+        needed = {v: 0 for v in dirs}
+        for alpha in alphas:
+            support = [i for i, a in enumerate(alpha) if a]
+            for beta in _homogeneous(sum(alpha), support, d) if support else []:
+                prim, _ = _primitive(beta)
+                needed[prim] = max(needed[prim], sum(alpha))
+        dirs.sort(key=lambda v: -needed[v])
+        orders = [needed[v] for v in dirs]
+        order = orders[0]
+        coeffs = taylor_coefficients(
+            fn, x, np.array(dirs, dtype=np.float64), order, orders=orders
+        )
         out = []
         for alpha in alphas:
             k = sum(alpha)
             if k == 0:
                 out.append(coeffs[0][0])
                 continue
-            weights = _polarization(alpha, dirs)
+            # Directions carried to order `k` only (the first rows of order k);
+            # the integer directions of `α`'s own support are among them.
+            weights = _polarization(alpha, dirs[: sum(o >= k for o in orders)])
             fk = math.factorial(k)
             out.append(sum(coeffs[k][j] * (w * fk) for j, w in weights.items()))
         return tuple(out)

@@ -12,12 +12,14 @@ coefficient; for one direction `dot_general` stacks all orders and does ONE
 matmul (see `TaylorSeries.map_stacked`).
 
 Several directions share one primal: order 0 has one row, every order `j ≥ 1`
-has one row per direction. In *collapsed* mode (order 2 only) order 2 holds a
-single row, the sum over directions of the second-order coefficients: every
-product of two first-order coefficients is summed over the directions as it is
-formed, which is exact because the second-order coefficient of any composite is
-linear in the inputs' second-order coefficients and bilinear in their
-first-order ones.
+has one row per direction (or, for directions needed to different orders, one
+row per direction needed to order `j` or higher: u_t and u_xx need `e_t` to
+order 1 and `e_x` to order 2, three rows rather than four). In *collapsed*
+mode (order 2 only) order 2 holds a single row, the sum over directions of the
+second-order coefficients: every product of two first-order coefficients is
+summed over the directions as it is formed, which is exact because the
+second-order coefficient of any composite is linear in the inputs'
+second-order coefficients and bilinear in their first-order ones.
 
 Nonlinear rules use the recurrences of automatic differentiation (Griewank &
 Walther, *Evaluating Derivatives*, ch. 13): for `y = φ(x)` with `y' = g(x) x'`,
@@ -58,14 +60,24 @@ class _Mode:
     order: int
     ndirs: int
     collapsed: bool = False
+    # Rows of orders 1..order when directions are needed to different orders
+    # (non-increasing: the directions needed to order `j` come first).
+    ragged: tuple[int, ...] | None = None
 
     def rows(self, j: int) -> int:
         if j == 0 or (self.collapsed and j == 2):
             return 1
+        if self.ragged is not None:
+            return self.ragged[j - 1]
         return self.ndirs
 
     def mul(self, a: Array, ja: int, b: Array, jb: int, op: Callable = operator.mul):
         """The product of an order-`ja` and an order-`jb` coefficient."""
+        if self.ragged is not None and 0 < ja + jb <= self.order:
+            # Only the directions carried to order `ja + jb` need the product.
+            rows = self.rows(ja + jb)
+            a = a[:rows] if a.shape[0] > rows else a
+            b = b[:rows] if b.shape[0] > rows else b
         if op is operator.mul:
             out = a * b
         else:

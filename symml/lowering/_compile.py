@@ -106,7 +106,10 @@ class Compiler:
         return self.schemes.get((name, mi), self.default_scheme)
 
     def network_output(self, name: str, args, index: int, mi: MultiIndex):
-        scheme = self.scheme_for(name, mi) if any(mi) else None
+        # The value goes with the default scheme's derivatives at the same
+        # inputs, so a scheme that computes it anyway (Taylor's primal, the
+        # centre of a stencil) serves it rather than a second pass.
+        scheme = self.scheme_for(name, mi)
         key = (name, tuple(args), scheme)
         self.requests.setdefault(key, set()).add(mi)
         arg_evals = [self(a) for a in args]
