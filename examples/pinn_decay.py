@@ -91,5 +91,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    sm.use_heap_allocator()  # before any JAX computation; see README
     main()

@@ -32,7 +32,11 @@ def use_heap_allocator() -> bool:
     back to the operating system, so its resident size stays at its peak;
     and threads share one allocator lock, which slows steps that make many
     small allocations: the Lotka–Volterra UDE example runs 53 s → 67 s with
-    it. Use it for physics-informed training, whose steps have large scratch.
+    it. Since fits run their steps in compiled chunks (one call per 50
+    steps), the per-call cost it removes is paid once per chunk: on the
+    Burgers PINN step of `benchmarks/pinn_step.py` it now makes the step 5–17 %
+    *slower*, so the examples no longer call it. It remains for scripts that
+    call one compiled function many times with large scratch memory.
     Call this once, at the top of a script that trains or benchmarks on the
     CPU, **before the first JAX computation**: threads that have already
     allocated keep their own arenas. It affects the whole process.
