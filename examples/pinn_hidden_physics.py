@@ -121,7 +121,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     if args.quick:
-        settings = {"hidden": [32, 32], "points": 512, "steps": 1000, "lbfgs": 500}
+        settings = {
+            "hidden": [32, 32, 32],
+            "points": 1024,
+            "steps": 1500,
+            "lbfgs": 1000,
+        }
         refit = {"steps": 200, "lbfgs": 200}
     else:
         settings = {
