@@ -29,7 +29,14 @@ import scipy.sparse as ssp
 import scipy.sparse.linalg as sla
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
-from .._diffrax import ATOL, RTOL, SolveOptions, diffeqsolve, raise_if_failed
+from .._diffrax import (
+    ATOL,
+    RTOL,
+    SolveOptions,
+    diffeqsolve,
+    is_tracer,
+    raise_if_failed,
+)
 from .._errors import SparsityError
 from ._coloring import _as_pattern, color_columns
 from ._compressed import StaticIndices, seed_matrix
@@ -262,6 +269,15 @@ def solve_stiff(
         SparseLU(pattern),
     )
     solution = diffeqsolve(rhs, options, y0, args, t0=t0, t1=t1, dt0=dt0, saveat=saveat)
+    if is_tracer(solution.ys):
+        # Under `jit` the failure is known only at run time: raise it there.
+        ys = eqx.error_if(
+            solution.ys,
+            solution.result != dfx.RESULTS.successful,
+            "The stiff solve failed; call `solve_stiff` outside `jit` for diffrax's "
+            "reason, the state that failed and what to try.",
+        )
+        return eqx.tree_at(lambda s: s.ys, solution, ys)
     raise_if_failed(
         solution,
         names=tuple(str(i) for i in range(y0.size)),
