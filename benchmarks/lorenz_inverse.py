@@ -216,5 +216,4 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    sm.use_heap_allocator()  # before any JAX computation; see README
     main()
