@@ -172,16 +172,6 @@ def _x(w):
 
 
 # Known failures in stages other engineers own now; each is reported.
-PINN_RESIDUALS = (
-    "PINNResult.residuals (symml/training/_pinn.py) passes its keywords to the "
-    "evaluator unchecked: a wrong or missing variable is a KeyError"
-)
-
-PINN_OPTIONS = (
-    "PhysicsInformed (symml/training/_pinn.py, owned by the PINN work) checks "
-    "its derivative scheme only when fitting"
-)
-
 C = Case
 CASES: list[Case] = [
     # -- states, Field, trainable, Unknown -------------------------------------------
@@ -1451,7 +1441,6 @@ CASES: list[Case] = [
         lambda w: sm.PhysicsInformed(derivatives="magic"),
         FitError,
         "derivative scheme",
-        xfail=PINN_OPTIONS,
     ),
     C(
         "PhysicsInformed/variable without a range",
@@ -1632,14 +1621,12 @@ CASES: list[Case] = [
         lambda w: w.pinn.residuals(z=[1.0]),
         FitError,
         "not variables of the model",
-        xfail=PINN_RESIDUALS,
     ),
     C(
         "PINN residuals/missing variable",
         lambda w: w.pinn.residuals(),
         FitError,
         "needs every independent variable",
-        xfail=PINN_RESIDUALS,
     ),
     # -- discover, libraries, selectors ------------------------------------------------
     C(

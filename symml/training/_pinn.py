@@ -18,6 +18,7 @@ from .._errors import FitError
 from ..derivatives import FiniteDifference, get_scheme
 from ..dsl import FieldFunction, FieldModel, Model
 from ..lowering import Compiler, Env, Params, init_params
+from ..lowering._compile import check_derivatives
 from ..nets import MLP, EmbeddedNetwork, GatedMLP
 from ._checkpoint import fingerprint
 from ._loop import Problem
@@ -174,7 +175,22 @@ class PINNResult(FitResult):
         return out
 
     def residuals(self, **coordinates) -> list[np.ndarray]:
-        """Each equation's residual (lhs − rhs) at the given coordinates."""
+        """Each equation's residual (lhs − rhs) at the given coordinates, e.g.
+        `result.residuals(t=ts, x=xs)` with one array per independent
+        variable, all of one shape."""
+        names = [str(v) for v in self.model.variables]
+        unknown = sorted(set(coordinates) - set(names))
+        if unknown:
+            raise FitError(
+                f"{', '.join(f'`{k}`' for k in unknown)} are not variables of the "
+                f"model; its variables are {', '.join(names)}."
+            )
+        missing = [n for n in names if n not in coordinates]
+        if missing:
+            raise FitError(
+                "`residuals` needs every independent variable of the model "
+                f"({', '.join(names)}) as a keyword; missing: {', '.join(missing)}."
+            )
         return [
             np.asarray(r)
             for r in self._evaluate(
@@ -295,6 +311,7 @@ class PhysicsInformed(AbstractFitMethod):
                 f"{self.causal!r}."
             )
         object.__setattr__(self, "hard_conditions", check_hard(self.hard_conditions))
+        check_derivatives(self.derivatives, FitError)
 
     def prepare(self, target, data, *, seed: int, dtype, init) -> Problem:
         if not isinstance(target, FieldModel):
