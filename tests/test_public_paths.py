@@ -13,9 +13,7 @@ ROOT = Path(symml.__file__).parents[1]
 # `symml.a.b` in backticks, in a mkdocs cross-reference `[..][symml.a.b]`, or
 # after `::: ` on an API page; a trailing call `(...)` is allowed. A file name
 # such as `symml.json` (a member of a saved file) is not a path.
-_PATH = re.compile(
-    r"(?:`|\]\[|::: )(symml(?:\.[A-Za-z_]\w*)+)\b(?<!\.json)(?<!\.npz)"
-)
+_PATH = re.compile(r"(?:`|\]\[|::: )(symml(?:\.[A-Za-z_]\w*)+)\b(?<!\.json)(?<!\.npz)")
 
 
 def _sources():
