@@ -9,6 +9,11 @@ of a 16-input network: collapsed Taylor vs the trace of a nested Hessian vs
 forward mode.
 
     python benchmarks/derivatives.py [--quick] [--sweep] [--malloc default]
+        [--seed N] [--out DIR]
+
+`--out DIR` writes `DIR/summary.json` with the target ratios per dtype
+(`taylor_k2_vs_fd_k2`, `taylor_k4_vs_k1`, `laplacian_taylor_vs_hessian_trace`)
+and every timed row.
 
 By default the process uses `symml.use_heap_allocator()`: with the C library's
 defaults every call whose scratch memory exceeds 32 MB maps (and faults in)
@@ -17,8 +22,11 @@ the schemes' own work; `--malloc default` shows it.
 """
 
 import argparse
+import json
+import os
 import statistics
 import time
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -141,8 +149,10 @@ def _rel_error(step, net, pts, exact) -> float:
     return float(jnp.linalg.norm(values - exact) / jnp.linalg.norm(exact))
 
 
-def bench_orders(n_points, orders, dtypes, schemes, reps, seconds) -> list[dict]:
-    key_net, key_pts = jr.split(jr.PRNGKey(0))
+def bench_orders(
+    n_points, orders, dtypes, schemes, reps, seconds, seed=0
+) -> list[dict]:
+    key_net, key_pts = jr.split(jr.PRNGKey(seed))
     net64 = make_network(2, 1, [64] * 4, "tanh", key=key_net, dtype=jnp.float64)
     lo, hi = jnp.array([0.0, -1.0]), jnp.array([1.0, 1.0])
     pts64 = lo + (hi - lo) * jr.uniform(key_pts, (n_points, 2), jnp.float64)
@@ -198,8 +208,8 @@ LAPLACIANS = {
 }
 
 
-def bench_laplacian(n_points, methods, dtypes, reps, seconds) -> list[dict]:
-    key_net, key_pts = jr.split(jr.PRNGKey(1))
+def bench_laplacian(n_points, methods, dtypes, reps, seconds, seed=0) -> list[dict]:
+    key_net, key_pts = jr.split(jr.PRNGKey(seed + 1))
     net64 = make_network(16, 1, [64] * 4, "tanh", key=key_net, dtype=jnp.float64)
     pts64 = jr.uniform(key_pts, (n_points, 16), jnp.float64, -1.0, 1.0)
     exact = jax.jit(jax.vmap(lambda z: _hessian_trace(net64, z)))(pts64)
@@ -246,6 +256,10 @@ def main() -> None:
         action="store_true",
         help="also time taylor orders 1 and 4 in float32 at N = 1024 ... 16384",
     )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="network weights and points"
+    )
+    parser.add_argument("--out", type=Path, default=None, help="write DIR/summary.json")
     args = parser.parse_args()
     if args.quick:
         # Compilation dominates here; the timings are only a smoke test.
@@ -270,7 +284,7 @@ def main() -> None:
     )
     print("loss + weight gradient of mean((∂_x^k u)²), u = 4×64 tanh MLP of (t, x)")
 
-    rows = bench_orders(n, orders, dtypes, schemes, reps, seconds)
+    rows = bench_orders(n, orders, dtypes, schemes, reps, seconds, args.seed)
     t_of = {(r["order"], r["dtype"], r["scheme"]): r["t"] for r in rows}
     header = (
         f"{'dtype':8} {'k':>2} {'scheme':8} {'time [ms]':>10} {'÷ fd':>7} "
@@ -288,7 +302,7 @@ def main() -> None:
     print()
     n_lap = min(n, 1024)
     print(f"Laplacian of a 16-input 4×64 tanh MLP, loss + weight gradient, N = {n_lap}")
-    lrows = bench_laplacian(n_lap, methods, dtypes, reps, seconds)
+    lrows = bench_laplacian(n_lap, methods, dtypes, reps, seconds, args.seed)
     t_ref = {r["dtype"]: r["t"] for r in lrows if r["method"] == "trace nested Hessian"}
     header = (
         f"{'dtype':8} {'method':22} {'time [ms]':>10} {'÷ Hessian':>10} "
@@ -303,6 +317,7 @@ def main() -> None:
 
     print()
     print("Targets")
+    targets = {}
     for dt in sorted({r["dtype"] for r in rows}):
         ratio2 = t_of[(2, dt, "taylor")] / t_of[(2, dt, "fd")]
         ratio4 = t_of[(4, dt, "taylor")] / t_of[(1, dt, "taylor")]
@@ -312,6 +327,11 @@ def main() -> None:
             if r["dtype"] == dt and r["method"].startswith("taylor")
         )
         ratio_lap = lap / t_ref[dt]
+        targets[dt] = {
+            "taylor_k2_vs_fd_k2": ratio2,
+            "taylor_k4_vs_k1": ratio4,
+            "laplacian_taylor_vs_hessian_trace": ratio_lap,
+        }
         print(
             f"{dt}: taylor k=2 ÷ fd k=2 = {ratio2:.3f} (target ≤ 1.0, "
             f"{'met' if ratio2 <= 1.0 else 'missed'}); taylor k=4 ÷ k=1 = "
@@ -319,12 +339,36 @@ def main() -> None:
             f"Laplacian ÷ Hessian trace = {ratio_lap:.3f} "
             f"(≤ 0.5, {'met' if ratio_lap <= 0.5 else 'missed'})"
         )
+    sweep_rows = []
     if args.sweep:
         sizes = (128, 256) if args.quick else (1024, 2048, 4096, 16384)
-        sweep(sizes, reps, seconds / 2)
+        sweep_rows = sweep(sizes, reps, seconds / 2)
+    if args.out is not None:
+        summary = {
+            "seed": args.seed,
+            "quick": args.quick,
+            "n_points": n,
+            "allocator": "heap" if heap else "default",
+            "jax": jax.__version__,
+            "load_average": os.getloadavg(),
+            "targets": targets,
+            "orders": [_in_ms(r) for r in rows],
+            "laplacian": [_in_ms(r) for r in lrows],
+            "sweep": sweep_rows,
+        }
+        path = sm._files.write_text(
+            args.out / "summary.json", json.dumps(summary, indent=2, default=float)
+        )
+        print(f"summary: {path}")
 
 
-def sweep(sizes, reps, seconds) -> None:
+def _in_ms(row: dict) -> dict:
+    out = {k: v for k, v in row.items() if k != "t"}
+    out["t_ms"] = 1e3 * row["t"]
+    return out
+
+
+def sweep(sizes, reps, seconds) -> list[dict]:
     """Taylor order 4 ÷ order 1 against N: where the step leaves the cache."""
     print()
     print("taylor, float32: order 4 ÷ order 1 against the number of points")
@@ -333,6 +377,7 @@ def sweep(sizes, reps, seconds) -> None:
         f"{'scratch k=1 [MB]':>17} {'scratch k=4 [MB]':>17}"
     )
     _print_header(header)
+    out = []
     for n in sizes:
         rows = bench_orders(n, (1, 4), (jnp.float32,), ["taylor"], reps, seconds)
         r1, r4 = (next(r for r in rows if r["order"] == k) for k in (1, 4))
@@ -340,6 +385,8 @@ def sweep(sizes, reps, seconds) -> None:
             f"{n:>6} {1e3 * r1['t']:>9.2f} {1e3 * r4['t']:>9.2f} "
             f"{r4['t'] / r1['t']:>8.2f} {r1['mb']:>17.1f} {r4['mb']:>17.1f}"
         )
+        out.append({"n": n, "k1_ms": 1e3 * r1["t"], "k4_ms": 1e3 * r4["t"]})
+    return out
 
 
 if __name__ == "__main__":

@@ -32,8 +32,8 @@ def test_ude_overhead_quick(tmp_path):
     assert "symml" in stdout and "ratio" in stdout
 
 
-def test_derivatives_quick():
-    stdout = _run("derivatives.py", "--sweep")
+def test_derivatives_quick(tmp_path):
+    stdout = _run("derivatives.py", "--sweep", "--seed", "3", "--out", str(tmp_path))
     assert "taylor" in stdout and "order 4 ÷ order 1 against" in stdout
     # Taylor mode is exact to rounding: every relative error it reports is tiny.
     errors = [
@@ -42,6 +42,16 @@ def test_derivatives_quick():
         if line.startswith("float32") and line.split()[2] == "taylor"
     ]
     assert errors and max(errors) < 1e-4
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["seed"] == 3
+    for ratios in summary["targets"].values():
+        assert set(ratios) == {
+            "taylor_k2_vs_fd_k2",
+            "taylor_k4_vs_k1",
+            "laplacian_taylor_vs_hessian_trace",
+        }
+        assert all(r > 0 for r in ratios.values())
+    assert max(r["err"] for r in summary["orders"] if r["scheme"] == "taylor") < 1e-4
 
 
 def test_sparsity_quick(tmp_path):
