@@ -47,52 +47,12 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 import numpy as np  # noqa: E402
-import sympy as sp  # noqa: E402
-from scipy.integrate import solve_ivp  # noqa: E402
+from _lotka_volterra import BETA, GAMMA, declare, make_data  # noqa: E402
 
 import symml as sm  # noqa: E402
 from symml.export import atomic_write  # noqa: E402
 
-ALPHA, BETA, GAMMA, DELTA = 1.3, 0.9, 0.8, 1.8
-T_DATA, DT = 5.0, 0.25
 LEVEL = 0.95
-
-
-def make_data(seed: int, noise: float):
-    """As `examples/lotka_volterra.py` draws them (the same generator calls),
-    with `noise` × each state's mean; the truth by a tight independent solve."""
-    rng = np.random.default_rng(seed)
-    u0 = rng.uniform(0.0, 5.0, size=2)
-    ts = np.arange(0.0, T_DATA + DT / 2, DT)
-
-    def rhs(t, u):
-        x, y = u
-        return [ALPHA * x - BETA * x * y, GAMMA * x * y - DELTA * y]
-
-    clean = solve_ivp(
-        rhs, (0.0, ts[-1]), u0, t_eval=ts, method="DOP853", rtol=1e-12, atol=1e-12
-    ).y.T
-    noisy = clean + noise * clean.mean(axis=0) * rng.standard_normal(clean.shape)
-    return u0, ts, noisy
-
-
-def declare():
-    t = sp.Symbol("t")
-    x, y = sm.states("x y", t)
-    alpha, delta = sp.symbols("alpha delta")
-    U = sm.Unknown(
-        "U",
-        inputs=[x, y],
-        outputs=2,
-        hidden=[32, 32],
-        activation="tanh",
-        input_range=((0, 0), (5, 5)),
-    )
-    model = sm.Model(
-        [sp.Eq(x.diff(t), alpha * x + U[0]), sp.Eq(y.diff(t), -delta * y + U[1])],
-        parameters={alpha: ALPHA, delta: DELTA},
-    )
-    return model, x, y, U
 
 
 def run_dataset(seed: int, noise: float, settings: dict) -> dict:
