@@ -6,6 +6,10 @@ Times one training step (Adam, in the fit loop's compiled chunks) of
   points), unsplit and with its points split over 2 and 4 devices;
 - an ensemble of 32 Lotka–Volterra UDE fits (members stepping side by side),
   unsplit and with its members split over 2 and 4 devices;
+- a 2-D reaction–diffusion UDE on a 256×256 periodic grid (a network
+  reaction term; its right-hand side, and a training step through a short
+  solve), unsplit and with its grid split along x over 2 and 4 devices
+  (domain decomposition);
 
 each device count in a subprocess of its own with that many CPU devices
 forced (`--xla_force_host_platform_device_count`): on the same two cores, a
@@ -22,7 +26,9 @@ link bandwidth β and per-message latency α.
 
 `--out DIR` writes `DIR/summary.json` with `overhead_2_devices_pinn`,
 `overhead_4_devices_pinn`, `overhead_2_devices_ensemble`,
-`max_relative_disagreement` and `multiprocess_max_relative_disagreement`.
+`max_relative_disagreement`, `multiprocess_max_relative_disagreement`,
+`overhead_2_devices_grid`, `overhead_4_devices_grid` and
+`max_relative_disagreement_grid`.
 """
 
 import argparse
@@ -38,6 +44,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICE_COUNTS = (1, 2, 4)
+# The reaction–diffusion grid: GRID × GRID points, split along x.
+GRID = 256
 # The interconnect the scaling model assumes: PCIe 4.0 x16 between GPUs
 # (about 25 GB/s each way in practice) and 10 µs per message of a ring step
 # (small-message NCCL latency over PCIe); NVLink (~300 GB/s) for comparison.
@@ -183,8 +191,85 @@ def child(devices: int, quick: bool, seed: int, out: Path) -> None:
     value, grad = value_and_grad(ensemble, placement, True)
     record["ensemble_loss"], record["ensemble_grad"] = value.tolist(), grad.tolist()
     record["ensemble_members"] = members
+
+    # -- Grid: a 2-D reaction–diffusion UDE, its grid split along x -------
+    grid_record = grid_child(mesh, quick, seed, time_steps, value_and_grad)
+    record.update(grid_record)
     record["load_average"] = os.getloadavg()
     (out / f"devices-{devices}.json").write_text(json.dumps(record))
+
+
+def grid_child(mesh, quick, seed, time_steps, value_and_grad) -> dict:
+    """ρ_t = N(ρ) + D (ρ_xx + ρ_yy) on a periodic square, N a network: the
+    right-hand side alone, and a training step of a UDE fit (the gradient
+    through a short solve), with the grid split along x over the mesh."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+    import sympy as sp
+
+    import symml as sm
+    from symml.training._shard import Placement, for_mesh
+
+    t, x, y = sp.symbols("t x y")
+    (rho,) = sm.states("rho", t, x, y)
+    N = sm.Unknown("N", inputs=[rho], outputs=1, hidden=[16, 16])
+    D = sp.Symbol("D")
+    model = sm.Model(
+        [sp.Eq(rho.diff(t), N[0] + D * (rho.diff(x, 2) + rho.diff(y, 2)))],
+        parameters={D: 1e-4},
+        domain={x: (0, 1), y: (0, 1)},
+        boundary="periodic",
+    )
+    size = 64 if quick else GRID
+    system = sm.discretize(model, {x: size, y: size})
+    xs, ys = system.grid[x][:, None], system.grid[y][None]
+    bump = 0.02 + 0.88 * np.exp(-((xs - 0.5) ** 2 + (ys - 0.5) ** 2) / 0.02)
+    ts = np.linspace(0.0, 0.1, 5)
+    # Logistic growth of the bump: data for the fit's loss.
+    values = bump / (bump + (1 - bump) * np.exp(-ts[:, None, None]))
+    data = sm.Data(ts, {rho: values})
+    method = sm.SolveInLoop(rtol=1e-4, atol=1e-6)
+    problem = method.prepare(system, data, seed=seed, dtype=jnp.float32, init=None)
+    placement = None
+    if mesh is not None:
+        problem = for_mesh(problem, mesh, "SolveInLoop")
+        placement = Placement(mesh, problem.shard)
+    split = problem.static.system
+    record = {"grid_points": int(system.size), "grid_shape": list(system.shape)}
+
+    # The right-hand side on its own.
+    params = sm.init_params(model, key=jax.random.PRNGKey(seed), dtype=jnp.float32)
+    u = jnp.asarray(bump.ravel(), jnp.float32)
+    if placement is not None:
+        params = jax.device_put(params, placement.replicated)
+        u = jax.device_put(u, placement.replicated)
+    rhs = eqx.filter_jit(lambda u, p: split(0.0, u, p))
+    jax.block_until_ready(rhs(u, params))
+    repeats = 20 if quick else 50
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            value = rhs(u, params)
+        jax.block_until_ready(value)
+        times.append((time.perf_counter() - start) / repeats)
+    record["grid_rhs_seconds"] = statistics.median(times)
+    record["grid_rhs"] = np.asarray(value).tolist()
+    if placement is not None:
+        text = jax.jit(lambda u, p: split(0.0, u, p)).lower(u, params).compile()
+        text = text.as_text()
+        record["grid_collectives"] = {
+            op: text.count(f"{op}(")
+            for op in ("collective-permute", "all-gather", "all-reduce", "all-to-all")
+        }
+    # A training step: Adam on the loss through the solve.
+    record["grid_step_seconds"], record["grid_compile_seconds"] = time_steps(
+        problem, placement, False
+    )
+    value, grad = value_and_grad(problem, placement, False)
+    record["grid_loss"], record["grid_grad"] = value.tolist(), grad.tolist()
+    return record
 
 
 def run_child(devices: int, args) -> dict:
@@ -240,6 +325,14 @@ def main(argv=None) -> dict:
         )
         for d in DEVICE_COUNTS[1:]
     )
+    grid_disagreement = max(
+        max(
+            relative(runs[d]["grid_rhs"], one["grid_rhs"]),
+            relative(runs[d]["grid_loss"], one["grid_loss"]),
+            relative(runs[d]["grid_grad"], one["grid_grad"]),
+        )
+        for d in DEVICE_COUNTS[1:]
+    )
     sys.path.insert(0, str(ROOT / "examples"))
     from multiprocess_fit import main as multiprocess
 
@@ -278,6 +371,22 @@ def main(argv=None) -> dict:
         / one["ensemble_step_seconds"],
         "overhead_4_devices_ensemble": runs[4]["ensemble_step_seconds"]
         / one["ensemble_step_seconds"],
+        "grid_shape": one["grid_shape"],
+        "grid_step_seconds": {d: runs[d]["grid_step_seconds"] for d in runs},
+        "grid_rhs_seconds": {d: runs[d]["grid_rhs_seconds"] for d in runs},
+        "overhead_2_devices_grid": runs[2]["grid_step_seconds"]
+        / one["grid_step_seconds"],
+        "overhead_4_devices_grid": runs[4]["grid_step_seconds"]
+        / one["grid_step_seconds"],
+        "overhead_2_devices_grid_rhs": runs[2]["grid_rhs_seconds"]
+        / one["grid_rhs_seconds"],
+        "overhead_4_devices_grid_rhs": runs[4]["grid_rhs_seconds"]
+        / one["grid_rhs_seconds"],
+        "grid_collectives": {d: runs[d]["grid_collectives"] for d in DEVICE_COUNTS[1:]},
+        "max_relative_disagreement_grid": grid_disagreement,
+        "grid_note": "2-D periodic reaction-diffusion UDE (a 16x16 network term), "
+        "grid split along x; step = Adam on the loss through a 5-time Tsit5 solve; "
+        "disagreement over the RHS, the loss and the gradient, float32",
         "max_relative_disagreement": disagreement,
         "disagreement_note": "float32; loss and gradient at the same parameters, "
         "max |difference| / max |value| over 2 and 4 devices against 1",
@@ -329,6 +438,17 @@ def main(argv=None) -> dict:
         f"overhead: PINN {summary['overhead_2_devices_pinn']:.2f}x (2), "
         f"{summary['overhead_4_devices_pinn']:.2f}x (4); ensemble "
         f"{summary['overhead_2_devices_ensemble']:.2f}x (2)"
+    )
+    print(
+        f"grid {'x'.join(map(str, summary['grid_shape']))}: step "
+        + ", ".join(
+            f"{d} dev {1e3 * v:.1f} ms" for d, v in summary["grid_step_seconds"].items()
+        )
+        + "; RHS "
+        + ", ".join(
+            f"{d} dev {1e3 * v:.2f} ms" for d, v in summary["grid_rhs_seconds"].items()
+        )
+        + f"; disagreement {grid_disagreement:.1e}"
     )
     print(
         f"disagreement: devices {disagreement:.1e}, two processes "

@@ -103,6 +103,58 @@ WORKER = textwrap.dedent(
     compare(lambda: ude.prepare(ode, data, seed=1, dtype=jax.numpy.float64,
                                 init=None), "ude")
 
+    # A discretised PDE: its grid split along x (domain decomposition). A
+    # Dirichlet axis puts boundary values at the outer shards' edges.
+    x1 = sp.Symbol("x")
+    (rho,) = sm.states("rho", s, x1)
+    N = sm.Unknown("N", inputs=[rho], outputs=1, hidden=[4])
+    pde = sm.Model(
+        [sp.Eq(rho.diff(s), N[0] + 0.1 * rho.diff(x1, 2))],
+        conditions=[sp.Eq(rho.subs(x1, 0), 0.5), sp.Eq(rho.subs(x1, 1), 0.2)],
+        domain={x1: (0, 1)},
+        boundary="dirichlet",
+    )
+    grid = sm.discretize(pde, {x1: 8})
+    xs = grid.grid[x1]
+    field = [
+        sm.Data(ts, {rho: np.exp(-ts)[:, None] * np.sin(np.pi * xs)[None] + c})
+        for c in (0.0, 0.1)
+    ]
+    compare(lambda: sm.SolveInLoop().prepare(grid, field, seed=1,
+            dtype=jax.numpy.float64, init=None), "grid")
+    # XLA exchanges the points next to each cut (collective permutes), not
+    # whole states.
+    params = sm.init_params(pde, key=jax.random.PRNGKey(0))
+    y = jax.numpy.asarray(np.cos(xs))
+    hlo = jax.jit(lambda y: grid.decompose(mesh(4))(0.0, y, params)).lower(
+        y).compile().as_text()
+    out["grid_collectives"] = [hlo.count("collective-permute"),
+                               hlo.count("all-gather")]
+    out["grid_rhs"] = float(np.max(np.abs(
+        np.asarray(grid.decompose(mesh(4))(0.0, y, params))
+        - np.asarray(grid(0.0, y, params)))))
+    # 2-D, periodic: the first axis split, the second whole.
+    y1 = sp.Symbol("y")
+    (w,) = sm.states("w", s, x1, y1)
+    pde2 = sm.Model(
+        [sp.Eq(w.diff(s), w * (1 - w) + 0.01 * (w.diff(x1, 2) + w.diff(y1, 2)))],
+        domain={x1: (0, 1), y1: (0, 1)},
+        boundary="periodic",
+    )
+    plane = sm.discretize(pde2, {x1: 8, y1: 6}, order=4)
+    w0 = plane.initial_state(
+        {w: 0.5 + 0.3 * sp.sin(2 * sp.pi * x1) * sp.cos(2 * sp.pi * y1)})
+    whole = sm.solve(plane, w0, (0.0, 0.5), saveat=np.linspace(0, 0.5, 3))
+    split = sm.solve(plane.decompose(mesh(2)), w0, (0.0, 0.5),
+                     saveat=np.linspace(0, 0.5, 3))
+    out["grid_solve"] = float(np.max(np.abs(np.asarray(split.ys)
+                                            - np.asarray(whole.ys))))
+    fitted = sm.fit(grid, field, steps=3, lbfgs_steps=0, mesh=mesh(4))
+    reference = sm.fit(grid, field, steps=3, lbfgs_steps=0)
+    out["grid_fit"] = float(np.max(np.abs(flat(fitted.params)
+                                          - flat(reference.params))))
+    out["grid_repr"] = repr(grid.decompose(mesh(4)))
+
     # Whole fits: on one device and split over four (resampling included).
     t1 = sp.Symbol("t")
     y = sm.Field("y", [t1], hidden=[8])
@@ -142,6 +194,9 @@ WORKER = textwrap.dedent(
         "members": message(lambda: sm.fit_ensemble(
             decay, seeds=range(3), steps=1, mesh=mesh(2))),
         "mesh": message(lambda: sm.fit(decay, steps=1, mesh="gpu")),
+        "grid": message(lambda: sm.fit(sm.discretize(pde, {x1: 10}),
+                                       sm.Data(ts, {rho: np.ones((7, 10))}),
+                                       steps=1, mesh=mesh(4))),
     }
     print("RESULT", json.dumps(out))
     """
@@ -210,6 +265,33 @@ def test_mesh_that_does_not_divide_is_an_error(measured):
     assert "`mesh` of `fit` must be a `jax.sharding.Mesh`" in errors["mesh"]
 
 
+@pytest.mark.slow
+def test_grid_split_over_devices_gives_the_same_loss_and_gradient(measured):
+    # Two trajectories on an 8-point Dirichlet grid cut into 2 and 4 pieces.
+    assert max(measured["grid"]) < TOLERANCE
+    assert measured["grid_rhs"] < 1e-14
+    assert measured["grid_fit"] < 1e-8
+    assert "split over 4 devices" in measured["grid_repr"]
+
+
+@pytest.mark.slow
+def test_grid_split_exchanges_only_the_edges(measured):
+    permutes, gathers = measured["grid_collectives"]
+    assert permutes > 0 and gathers == 0
+
+
+@pytest.mark.slow
+def test_solve_of_a_decomposed_grid_equals_the_whole(measured):
+    assert measured["grid_solve"] < 1e-10
+
+
+@pytest.mark.slow
+def test_grid_that_does_not_split_is_an_error(measured):
+    message = measured["errors"]["grid"]
+    assert "`x` has 10 points" in message and "4 devices" in message
+    assert "`{x: 12}`" in message
+
+
 def test_two_processes_quick(tmp_path):
     # Two `jax.distributed` processes on 127.0.0.1, each bounded in time by
     # the example's launcher.
@@ -240,8 +322,16 @@ def test_scaling_benchmark_quick(tmp_path):
         "overhead_2_devices_pinn",
         "overhead_4_devices_pinn",
         "overhead_2_devices_ensemble",
+        "overhead_2_devices_grid",
+        "overhead_4_devices_grid",
     ):
         assert summary[key] > 0
+    # The grid split over devices: rounding only, and its stencils exchange
+    # edges (collective permutes), never the whole state.
+    assert summary["max_relative_disagreement_grid"] < 1e-4
+    for collectives in summary["grid_collectives"].values():
+        assert collectives["collective-permute"] > 0
+        assert collectives["all-gather"] == 0
     # float32 sums in another order: rounding only.
     assert summary["max_relative_disagreement"] < 1e-4
     assert summary["multiprocess_max_relative_disagreement"] < 1e-3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 from typing import Any, final
@@ -98,6 +99,7 @@ class DiscretizedModel(AbstractSystem):
         except LoweringError as e:
             raise DiscretizeError(f"The right-hand side cannot be lowered: {e}") from e
         self._pattern = None
+        self._grid_sharding = None
 
     # -- validation and set-up ------------------------------------------------
 
@@ -211,7 +213,7 @@ class DiscretizedModel(AbstractSystem):
         self.check_params(params)
         values: dict[Any, Any] = {self._time: t}
         values.update(self._coordinates(u_flat.dtype))
-        states = self.unflatten(u_flat)
+        states = {n: self._split(v) for n, v in self.unflatten(u_flat).items()}
         values.update({self._state_keys[n]: states[n] for n in self.state_names})
         if params is not None:
             values.update({p: params.values[str(p)] for p in self._trainable})
@@ -243,7 +245,9 @@ class DiscretizedModel(AbstractSystem):
             )
         env = self._env(t, u_flat, params)
         parts = [
-            jnp.broadcast_to(jnp.asarray(r(env), u_flat.dtype), self.shape).ravel()
+            self._split(
+                jnp.broadcast_to(jnp.asarray(r(env), u_flat.dtype), self.shape)
+            ).ravel()
             for r in self._rhs
         ]
         return jnp.concatenate(parts)
@@ -270,6 +274,71 @@ class DiscretizedModel(AbstractSystem):
             out[name] = (x, jax.vmap(params.networks[name])(x))
         return out
 
+    # -- domain decomposition ------------------------------------------------------
+
+    def _split(self, value):
+        if self._grid_sharding is None:
+            return value
+        return jax.lax.with_sharding_constraint(value, self._grid_sharding)
+
+    def decompose(self, mesh) -> DiscretizedModel:
+        """This system with its grid split over the devices of `mesh` along
+        the first spatial axis (domain decomposition): the right-hand side
+        keeps every state's grid array split that way, and XLA partitions the
+        stencils, exchanging the points next to each cut between devices. The
+        numbers are those of the undivided system to float rounding.
+
+        `fit(..., mesh=...)` does this itself; call it to
+        [`solve`][symml.solve] on a mesh.
+
+        **Arguments:**
+
+        - `mesh`: a `jax.sharding.Mesh`; the grid's first axis is split over
+          all its devices, so their number must divide it (a `DiscretizeError`
+          says so otherwise), or `None` for the undivided system.
+
+        **Returns:** a [`DiscretizedModel`][symml.DiscretizedModel] of the same
+        model and grid.
+        """
+        from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
+
+        if mesh is None:
+            if self._grid_sharding is None:
+                return self
+            out = copy.copy(self)
+            out._grid_sharding = None
+            return out
+        if not isinstance(mesh, Mesh):
+            raise DiscretizeError(
+                f"`mesh` must be a `jax.sharding.Mesh` (e.g. "
+                f"`jax.make_mesh((jax.device_count(),), ('grid',))`); got {mesh!r}."
+            )
+        devices = int(mesh.devices.size)
+        first = self._axes[0]
+        if first.n % devices:
+            up = -(-first.n // devices) * devices
+            raise DiscretizeError(
+                f"The grid's first axis `{first.var}` has {first.n} points, which do "
+                f"not split evenly over the {devices} devices of `mesh`; discretise "
+                f"with a multiple of {devices} points along `{first.var}`, such as "
+                f"`{{{first.var}: {up}}}`, or use a mesh of fewer devices."
+            )
+        if any(t != AxisType.Auto for t in mesh.axis_types):
+            mesh = Mesh(
+                mesh.devices,
+                mesh.axis_names,
+                axis_types=(AxisType.Auto,) * mesh.devices.ndim,
+            )
+        spec = PartitionSpec(tuple(mesh.axis_names), *([None] * (len(self.shape) - 1)))
+        out = copy.copy(self)
+        out._grid_sharding = NamedSharding(mesh, spec)
+        return out
+
+    @property
+    def mesh(self):
+        """The mesh whose devices split the grid (see `decompose`), or None."""
+        return None if self._grid_sharding is None else self._grid_sharding.mesh
+
     # -- sparsity -------------------------------------------------------------------
 
     def jacobian_sparsity(self) -> ssp.csr_matrix:
@@ -289,9 +358,14 @@ class DiscretizedModel(AbstractSystem):
 
     def __repr__(self) -> str:
         axes = ", ".join(f"{a.var}: {a.n} ({a.kind})" for a in self._axes)
+        split = (
+            ""
+            if self._grid_sharding is None
+            else f", split over {self._grid_sharding.mesh.devices.size} devices"
+        )
         return (
             f"DiscretizedModel(states={list(self.state_names)}, grid={{{axes}}}, "
-            f"order={self.order}, n={self.n})"
+            f"order={self.order}, n={self.n}{split})"
         )
 
 

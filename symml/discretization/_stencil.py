@@ -132,8 +132,19 @@ def pad(
             out = sum(terms[1:], terms[0])
             return jnp.broadcast_to(out, shape).astype(u.dtype)
 
-        low = [ghost(k, 0) for k in range(r, 0, -1)]
-        high = [ghost(k, 1) for k in range(1, r + 1)]
+        low = jnp.concatenate([ghost(k, 0) for k in range(r, 0, -1)], axis=axis)
+        high = jnp.concatenate([ghost(k, 1) for k in range(1, r + 1)], axis=axis)
+
+        # The ghosts and `u` padded with zeros to the padded length and
+        # added (exact): on a grid split over devices
+        # (`DiscretizedModel.decompose`) XLA pads each piece by exchanging
+        # its edges, where a concatenation made it gather the whole state.
+        def widen(a, before: int, after: int):
+            config = [(0, 0, 0)] * u.ndim
+            config[axis] = (before, after, 0)
+            return jax.lax.pad(a, jnp.zeros((), u.dtype), config)
+
+        return widen(u, r, r) + widen(low, 0, n + r) + widen(high, n + r, 0)
     return jnp.concatenate([*low, u, *high], axis=axis)
 
 

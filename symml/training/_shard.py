@@ -10,6 +10,12 @@ replicated, with `NamedSharding`, before it calls the compiled chunk; XLA
 partitions the computation and reduces the gradient. Nothing else changes:
 the loss, the optimiser and the loop are those of a fit on one device.
 
+A lowered system with a grid (a [`DiscretizedModel`][symml.DiscretizedModel],
+whose `decompose(mesh)` splits its states along the grid's first axis) is
+divided the other way: its grid is split over the devices (domain
+decomposition), everything the loop holds is replicated, and XLA exchanges
+the points next to each cut for the stencils.
+
 Several processes (`jax.distributed`) hold the same host arrays (sampling and
 initialisation are seeded, so every process computes the same ones); each
 places its own shards with `jax.make_array_from_callback`, and arrays go back
@@ -17,6 +23,7 @@ to the host through `process_allgather` (a collective every process takes
 part in).
 """
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -28,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
-from .._errors import FitError
+from .._errors import DiscretizeError, FitError
 
 
 @dataclass(frozen=True)
@@ -223,8 +230,31 @@ def check_divisible(problem, mesh: Mesh) -> None:
     jax.tree.map(check, problem.shard, problem.static, is_leaf=_is_spec_leaf)
 
 
+def decompose_grid(problem, mesh: Mesh):
+    """`problem` with the grid of its system split over `mesh` (domain
+    decomposition), or None when its system has no grid to split.
+
+    The arrays the loop holds are replicated (`shard` is None); the system's
+    right-hand side keeps its states split along the grid's first axis.
+    """
+    system = getattr(problem.static, "system", None)
+    decompose = getattr(system, "decompose", None)
+    if decompose is None:
+        return None
+    try:
+        split = decompose(mesh)
+    except DiscretizeError as e:
+        raise FitError(str(e)) from None
+    static = dataclasses.replace(problem.static, system=split)
+    return dataclasses.replace(problem, static=static, shard=None, relayout=None)
+
+
 def for_mesh(problem, mesh: Mesh, method_name: str):
-    """`problem` laid out for data parallelism over `mesh`, checked."""
+    """`problem` laid out for `mesh`, checked: a discretised PDE's grid split
+    over the devices, or else the data split (data parallelism)."""
+    decomposed = decompose_grid(problem, mesh)
+    if decomposed is not None:
+        return decomposed
     n = mesh_size(mesh)
     if problem.relayout is not None:
         problem = problem.relayout(n)
