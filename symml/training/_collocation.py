@@ -14,6 +14,7 @@ costs a few evaluations of the right-hand side on the data.
 
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -29,6 +30,7 @@ from ..dsl._data import as_datasets
 from ..lowering import AbstractSystem, CompiledRHS, Params
 from ._checkpoint import fingerprint
 from ._loop import Problem, optimize
+from ._matching_batch import windowed
 from ._method import AbstractFitMethod, one_of, positive_integer, positive_number
 from ._progress import Progress
 from ._result import UDEResult
@@ -198,7 +200,7 @@ def matching_problem(
             **(result_extra or {}),
         )
 
-    return Problem(
+    problem = Problem(
         loss=_matching_loss,
         trainable=_Trainable(_with_units(params, units, divide=True)),
         static=static,
@@ -212,6 +214,9 @@ def matching_problem(
             *[a for d in datasets for a in (d.t, *d.values.values())],
         ),
     )
+    # On a mesh and in a bootstrap: one batch of rows (`_matching_batch.py`).
+    problem.relayout = partial(windowed, problem, owner=owner)
+    return problem
 
 
 # -- smoothing and derivative estimates --------------------------------------------
