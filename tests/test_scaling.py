@@ -103,6 +103,26 @@ WORKER = textwrap.dedent(
     compare(lambda: ude.prepare(ode, data, seed=1, dtype=jax.numpy.float64,
                                 init=None), "ude")
 
+    # Fits without a solve: their rows (9 + 9 times: 18 collocation rows,
+    # 12 multistep rows) padded with zero weight to a multiple of 4.
+    data9 = [
+        sm.Data(np.linspace(0.0, 1.0, 9), {a: a0 * np.exp(-np.linspace(0, 1, 9)),
+                                           b: b0 * np.exp(-np.linspace(0, 2, 9))})
+        for a0, b0 in ((2.0, 1.0), (1.0, 2.0))
+    ]
+    for key, m in (
+        ("collocation", sm.Collocation(match="derivative")),
+        ("collocation_default", sm.Collocation()),
+        ("multistep", sm.Multistep(formula="adams-moulton", order=4)),
+    ):
+        compare(lambda m=m: m.prepare(ode, data9, seed=1, dtype=jax.numpy.float64,
+                                      init=None), key)
+    kwargs = dict(method=sm.Multistep(formula="adams-bashforth", order=3), steps=5,
+                  lbfgs_steps=2)
+    out["multistep_fit"] = float(np.max(np.abs(
+        flat(sm.fit(ode, data9, mesh=mesh(4), **kwargs).params)
+        - flat(sm.fit(ode, data9, **kwargs).params))))
+
     # A discretised PDE: its grid split along x (domain decomposition). A
     # Dirichlet axis puts boundary values at the outer shards' edges.
     x1 = sp.Symbol("x")
@@ -266,6 +286,17 @@ def test_mesh_that_does_not_divide_is_an_error(measured):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("method", ["collocation", "collocation_default", "multistep"])
+def test_fits_without_a_solve_do_not_depend_on_devices(measured, method):
+    assert max(measured[method]) < TOLERANCE
+
+
+@pytest.mark.slow
+def test_multistep_fit_on_four_devices_equals_fit_on_one(measured):
+    assert measured["multistep_fit"] < 1e-8
+
+
+@pytest.mark.slow
 def test_grid_split_over_devices_gives_the_same_loss_and_gradient(measured):
     # Two trajectories on an 8-point Dirichlet grid cut into 2 and 4 pieces.
     assert max(measured["grid"]) < TOLERANCE
@@ -337,3 +368,96 @@ def test_scaling_benchmark_quick(tmp_path):
     assert summary["multiprocess_max_relative_disagreement"] < 1e-3
     model = summary["scaling_model"]
     assert 0 < model["predicted_efficiency_8_devices_pinn"] <= 1
+
+
+def _decay():
+    import sympy as sp
+
+    import symml as sm
+
+    t = sp.Symbol("t")
+    y = sm.Field("y", [t], hidden=[8])
+    return sm.Model(
+        [sp.Eq(y.diff(t), -y)],
+        conditions=[sp.Eq(y.subs(t, 0), 1)],
+        domain={t: (0, 2)},
+    )
+
+
+@pytest.mark.slow
+def test_interrupted_ensemble_resumes_bit_for_bit(tmp_path):
+    import json as _json
+
+    import symml as sm
+
+    model = _decay()
+    # Resampled points: the members' random generators are part of the state.
+    kwargs = dict(
+        method=sm.PhysicsInformed(points=32, resample_every=3),
+        seeds=[3, 4],
+        steps=10,
+        lbfgs_steps=0,
+        progress=False,
+    )
+    whole = sm.fit_ensemble(
+        model, checkpoint=tmp_path / "a", checkpoint_every=4, **kwargs
+    )
+    # Checkpoints at steps 4 and 8 are kept: make step 4 the latest, as if
+    # the ensemble had been killed between them.
+    pointer = tmp_path / "a" / "latest.json"
+    assert _json.loads(pointer.read_text())["checkpoint"] == "phase0-step8"
+    pointer.write_text(_json.dumps({"checkpoint": "phase0-step4"}))
+    resumed = sm.fit_ensemble(
+        model,
+        checkpoint=tmp_path / "b",
+        checkpoint_every=4,
+        resume=tmp_path / "a",
+        **kwargs,
+    )
+    for a, b in zip(whole, resumed, strict=True):
+        for x, y in zip(jax_leaves(a.params), jax_leaves(b.params), strict=True):
+            assert np.array_equal(x, y)
+        assert np.array_equal(a.history["adam"], b.history["adam"])
+        # 10 steps and the evaluation of the last update.
+        assert len(a.history["adam"]) == 11
+    # The resumed ensemble checkpoints as it goes, from where it resumed.
+    assert (tmp_path / "b" / "phase0-step8.json").is_file()
+
+
+def test_ensemble_resume_checks_its_checkpoint(tmp_path):
+    import symml as sm
+
+    model = _decay()
+    kwargs = dict(
+        method=sm.PhysicsInformed(points=32), steps=4, lbfgs_steps=0, progress=False
+    )
+    sm.fit_ensemble(
+        model, seeds=[1, 2], checkpoint=tmp_path, checkpoint_every=2, **kwargs
+    )
+    with pytest.raises(sm.FitError, match="belongs to another ensemble"):
+        sm.fit_ensemble(
+            model,
+            seeds=[1, 5],
+            checkpoint=tmp_path / "c",
+            checkpoint_every=2,
+            resume=tmp_path,
+            **kwargs,
+        )
+    with pytest.raises(sm.FitError, match="`resume` needs the `checkpoint=`"):
+        sm.fit_ensemble(model, seeds=[1, 2], resume=tmp_path, **kwargs)
+    with pytest.raises(sm.FitError, match="holds no checkpoint"):
+        sm.fit_ensemble(
+            model,
+            seeds=[1, 2],
+            checkpoint=tmp_path / "d",
+            checkpoint_every=2,
+            resume=tmp_path / "empty",
+            **kwargs,
+        )
+
+
+def jax_leaves(tree):
+    import equinox as eqx
+    import jax
+
+    return [np.asarray(a) for a in jax.tree.leaves(eqx.filter(tree, eqx.is_array))]

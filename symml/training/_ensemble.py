@@ -9,6 +9,8 @@ state, convergence and failure. On a mesh the members are split over the
 devices, each device stepping its own with no communication.
 """
 
+import io
+import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -20,11 +22,13 @@ import numpy as np
 import sympy as sp
 
 from .._errors import FitError
+from .._files import write_bytes, write_text
 from ..dsl import Model
 from ..lowering import AbstractSystem
 from ..lowering._params import check_dtype
+from ._checkpoint import FORMAT, _directory, fingerprint
 from ._fit import _check_optimisation, _check_seed, _method_for
-from ._loop import Phase, Problem, optimize
+from ._loop import LoopState, Phase, Problem, _loss_dtype, _new_members, optimize
 from ._method import AbstractFitMethod
 from ._progress import Progress
 from ._result import FitResult
@@ -184,6 +188,148 @@ def _between(problems: list[Problem]):
     return between
 
 
+class _EnsembleCheckpointer:
+    """Writes checkpoints of an ensemble as `fit` does (`_checkpoint.py`: the
+    arrays, then the metadata, then `latest.json`, each atomically; the last
+    two kept), with each member's history, the failed members and each
+    member's host random generator."""
+
+    def __init__(self, directory, problem: Problem, problems: list[Problem]):
+        self.directory = _directory(directory)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise FitError(
+                f"Cannot create the checkpoint directory `{self.directory}`: "
+                f"{e.strerror}."
+            ) from None
+        self.problem = problem
+        self.problems = problems
+        self._written: list[str] = []
+
+    def __call__(self, state: LoopState) -> None:
+        stem = f"phase{state.phase}-step{state.step}"
+        buffer = io.BytesIO()
+        eqx.tree_serialise_leaves(buffer, (state.carry, state.static))
+        write_bytes(self.directory / f"{stem}.eqx", buffer.getvalue(), error=FitError)
+        meta = {
+            "format": FORMAT,
+            "fingerprint": self.problem.fingerprint,
+            "members": len(self.problems),
+            "phase": state.phase,
+            "step": state.step,
+            "history": {
+                k: [[float(v) for v in per] for per in vs]
+                for k, vs in state.history.items()
+            },
+            "failures": {str(k): m for k, m in state.failures.items()},
+            "rng": [
+                None if p.rng is None else p.rng.bit_generator.state
+                for p in self.problems
+            ],
+            "arrays": f"{stem}.eqx",
+        }
+        write_text(self.directory / f"{stem}.json", json.dumps(meta), error=FitError)
+        write_text(
+            self.directory / "latest.json",
+            json.dumps({"checkpoint": stem}),
+            error=FitError,
+        )
+        self._written.append(stem)
+        for old in self._written[:-2]:
+            for suffix in (".eqx", ".json"):
+                (self.directory / f"{old}{suffix}").unlink(missing_ok=True)
+        self._written = self._written[-2:]
+
+
+def _load(directory, problem: Problem, problems: list[Problem], phases) -> LoopState:
+    """The `LoopState` of an ensemble saved in `directory`; restores each
+    member's host random generator in place."""
+    directory = _directory(directory)
+    pointer = directory / "latest.json"
+    if not pointer.is_file():
+        raise FitError(
+            f"`resume={str(directory)!r}` holds no checkpoint (no `latest.json`); "
+            "pass a directory written by `fit_ensemble(..., checkpoint=...)`."
+        )
+    try:
+        stem = json.loads(pointer.read_text())["checkpoint"]
+        meta = json.loads((directory / f"{stem}.json").read_text())
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise FitError(
+            f"The checkpoint in `{directory}` is unreadable ({e}); it may be from "
+            "an interrupted copy. Start the ensemble again without `resume=`."
+        ) from None
+    if meta.get("format") != FORMAT or "members" not in meta:
+        raise FitError(
+            f"The checkpoint in `{directory}` is not an ensemble's of format "
+            f"{FORMAT} (a single fit's is resumed by `fit(..., resume=...)`); "
+            "start the ensemble again."
+        )
+    if meta.get("fingerprint") != problem.fingerprint:
+        raise FitError(
+            f"The checkpoint in `{directory}` belongs to another ensemble (a "
+            "different model, data, seeds, bootstrap or options); resume with "
+            "exactly the arguments of the ensemble that wrote it."
+        )
+    phase = int(meta["phase"])
+    if not 0 <= phase < len(phases):
+        raise FitError(
+            f"The checkpoint in `{directory}` names phase {phase}, which "
+            "this ensemble does not have."
+        )
+    x_dynamic = eqx.filter(problem.trainable, eqx.is_array)
+    template = (
+        _new_members(None, x_dynamic, phases[phase].optimizer, _loss_dtype(x_dynamic)),
+        problem.static,
+    )
+    try:
+        with open(directory / meta["arrays"], "rb") as f:
+            carry, static = eqx.tree_deserialise_leaves(f, template)
+    except (OSError, ValueError, RuntimeError) as e:
+        raise FitError(
+            f"The checkpoint arrays in `{directory}` are unreadable or truncated "
+            f"({type(e).__name__}); start the ensemble again without `resume=`."
+        ) from None
+    carry = jax.tree.map(lambda a: jnp.asarray(a) if eqx.is_array(a) else a, carry)
+    for p, state in zip(problems, meta["rng"], strict=True):
+        if state is not None and p.rng is not None:
+            p.rng.bit_generator.state = state
+    return LoopState(
+        phase=phase,
+        step=int(meta["step"]),
+        carry=carry,
+        history={k: [list(per) for per in v] for k, v in meta["history"].items()},
+        static=static,
+        failures={int(k): m for k, m in meta["failures"].items()},
+    )
+
+
+def _check_checkpointing(checkpoint, checkpoint_every, resume):
+    """`checkpoint`, `checkpoint_every` and `resume`, as `fit` checks them;
+    returns `checkpoint_every` with its default."""
+    if checkpoint_every is not None and checkpoint is None:
+        raise FitError("`checkpoint_every` needs `checkpoint=` (a directory).")
+    if checkpoint is not None:
+        if checkpoint_every is None:
+            checkpoint_every = 100
+        if (
+            isinstance(checkpoint_every, bool)
+            or not isinstance(checkpoint_every, int | np.integer)
+            or checkpoint_every < 1
+        ):
+            raise FitError(
+                f"`checkpoint_every` must be a positive integer; got "
+                f"{checkpoint_every!r}."
+            )
+    if resume is not None and checkpoint_every is None:
+        raise FitError(
+            "`resume` needs the `checkpoint=` and `checkpoint_every=` of the "
+            "ensemble that wrote it, so the steps line up exactly."
+        )
+    return checkpoint_every
+
+
 def fit_ensemble(
     model: Model | AbstractSystem,
     data=None,
@@ -197,6 +343,9 @@ def fit_ensemble(
     phases: list[Phase] | None = None,
     dtype=None,
     mesh=None,
+    checkpoint=None,
+    checkpoint_every: int | None = None,
+    resume=None,
     progress: bool | None = None,
 ) -> EnsembleResult:
     """Fit an ensemble: one member per seed, all stepping side by side in one
@@ -216,6 +365,12 @@ def fit_ensemble(
       physics-informed fit, the observed points of each data set.
     - `mesh`: a `jax.sharding.Mesh` (or `True` for every device) to split the
       members over; their number must be a multiple of the number of devices.
+    - `checkpoint`, `checkpoint_every`, `resume`: as for [`fit`][symml.fit]:
+      the whole ensemble's state (every member's parameters, optimiser state,
+      history, failure and random generator) written atomically to a
+      directory every `checkpoint_every` steps, by process 0 only; resuming
+      gives the same members, bit for bit, as an uninterrupted ensemble with
+      the same arguments.
 
     **Returns:** an [`EnsembleResult`][symml.EnsembleResult]: a result per
     member, and which members failed (a member whose loss goes non-finite
@@ -236,6 +391,7 @@ def fit_ensemble(
     phases = _phases(chosen, phases, steps, learning_rate, lbfgs_steps)
     dtype = check_dtype(dtype, "fit_ensemble", FitError)
     mesh = check_mesh(mesh, "fit_ensemble")
+    checkpoint_every = _check_checkpointing(checkpoint, checkpoint_every, resume)
     if mesh is not None and len(seeds) % mesh_size(mesh):
         n = mesh_size(mesh)
         raise FitError(
@@ -268,9 +424,24 @@ def fit_ensemble(
         between=_between(problems) if first.between is not None else None,
         period=first.period,
         members=len(problems),
+        fingerprint=fingerprint(
+            "ensemble", bootstrap, *[p.fingerprint for p in problems]
+        ),
+    )
+    state = _load(resume, stacked, problems, phases) if resume is not None else None
+    writer = (
+        _EnsembleCheckpointer(checkpoint, stacked, problems)
+        if checkpoint is not None
+        else None
     )
     trainable, (histories, failures), static = optimize(
-        stacked, phases, progress=Progress(progress), mesh=mesh
+        stacked,
+        phases,
+        progress=Progress(progress),
+        checkpoint=writer,
+        checkpoint_every=checkpoint_every,
+        state=state,
+        mesh=mesh,
     )
     if len(failures) == len(problems) and not any(
         len(h) for hist in histories for h in hist.values()

@@ -338,6 +338,7 @@ class LoopState:
     history: dict = field(default_factory=dict)
     static: Any = None
     elapsed: float = 0.0  # seconds of fitting before a resume
+    failures: dict = field(default_factory=dict)  # an ensemble's failed members
 
 
 def optimize(
@@ -386,7 +387,7 @@ def optimize(
     state = LoopState(static=problem.static) if state is None else state
     static = state.static
     history = {k: list(v) for k, v in state.history.items()}
-    failures: dict[int, str] = {}
+    failures: dict[int, str] = dict(state.failures)
 
     def fail(message: str, carry: _Carry, name: str, terms_at) -> FitError:
         progress.close()
@@ -512,9 +513,19 @@ def optimize(
                 # Gathered by every process together; written by process 0.
                 saved_carry, saved_static = _gathered((carry, static), placement)
                 if jax.process_index() == 0:
+                    saved = (
+                        _arrays(history)
+                        if members is None
+                        else {k: [list(v) for v in per] for k, per in history.items()}
+                    )
                     checkpoint(
                         LoopState(
-                            index, step, saved_carry, _arrays(history), saved_static
+                            index,
+                            step,
+                            saved_carry,
+                            saved,
+                            saved_static,
+                            failures=dict(failures),
                         )
                     )
     progress.close()
