@@ -302,7 +302,7 @@ def test_grid_split_over_devices_gives_the_same_loss_and_gradient(measured):
     assert max(measured["grid"]) < TOLERANCE
     assert measured["grid_rhs"] < 1e-14
     assert measured["grid_fit"] < 1e-8
-    assert "split over 4 devices" in measured["grid_repr"]
+    assert "split over 4 device(s)" in measured["grid_repr"]
 
 
 @pytest.mark.slow

@@ -361,7 +361,7 @@ class DiscretizedModel(AbstractSystem):
         split = (
             ""
             if self._grid_sharding is None
-            else f", split over {self._grid_sharding.mesh.devices.size} devices"
+            else f", split over {self._grid_sharding.mesh.devices.size} device(s)"
         )
         return (
             f"DiscretizedModel(states={list(self.state_names)}, grid={{{axes}}}, "

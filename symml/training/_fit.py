@@ -224,10 +224,13 @@ def fit(
       `True` for every device (`jax.devices()`, of every process under
       `jax.distributed`). The parameters are replicated and XLA reduces the
       gradient; the collocation, boundary and observation points of a
-      physics-informed fit, and the trajectories × shooting segments of a
-      solve in the loop, are what is split. The number of points (of
-      solves) must be a multiple of the number of devices (observations are
-      padded with zero weight). The result is that of the same fit on one
+      physics-informed fit, the trajectories × shooting segments of a
+      solve in the loop and the rows of a collocation or multistep fit are
+      what is split; a discretised PDE's grid is split along its first
+      spatial axis instead (domain decomposition). The number of points (of
+      solves, of grid points along that axis) must be a multiple of the
+      number of devices (observations and rows are padded with zero
+      weight). The result is that of the same fit on one
       device, to the rounding of the reductions. See the
       [scaling guide](../scaling.md).
 
