@@ -111,7 +111,9 @@ class TaylorSeries:
     then the order-`j` coefficients, one row per direction. Linear primitives
     act on every coefficient; `dot_general` stacks them into one matmul.
     A rule receives either `TaylorSeries` or plain arrays (values that do not
-    depend on the differentiated input) and returns the same.
+    depend on the differentiated input) and returns the same. A coefficient
+    known to vanish (the input's orders beyond 1, until a nonlinear rule) is a
+    numpy array of zeros; `jnp` operations accept it like any array.
     """
 
     __slots__ = ("_coeffs", "_stacked", "mode")
