@@ -25,6 +25,8 @@ def test_cole_hopf_initial_condition_and_convergence(burgers):
     assert np.allclose(burgers.cole_hopf(t, -x), -coarse, atol=1e-12)
 
 
+# 10 000 pseudo-spectral steps on 2048 modes: the example's reference solver.
+@pytest.mark.slow
 def test_spectral_reference_matches_cole_hopf(burgers):
     times = [0.25, 0.5, 0.75, 1.0]
     x, u = burgers.spectral_solution(times, modes=2048, dt=1e-4)

@@ -128,8 +128,20 @@ def _mlp_case(activation: str):
     return net, x, reference(net, x, MULTI)
 
 
-@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
-@pytest.mark.parametrize("scheme", ALL_SCHEMES, ids=_name)
+def _mlp_cases():
+    # The activation matters to the Taylor rules only: JAX's own AD and finite
+    # differences take the same path for both, so their sigmoid cases are slow.
+    for scheme in ALL_SCHEMES:
+        for activation in ("tanh", "sigmoid"):
+            marks = ()
+            if activation == "sigmoid" and not isinstance(scheme, Taylor):
+                marks = pytest.mark.slow
+            yield pytest.param(
+                scheme, activation, marks=marks, id=f"{_name(scheme)}-{activation}"
+            )
+
+
+@pytest.mark.parametrize("scheme, activation", _mlp_cases())
 def test_mlp_against_nested_jacfwd(scheme, activation):
     net, x, wants = _mlp_case(activation)
     got = derivs(scheme, net, x, MULTI)
@@ -141,7 +153,18 @@ def test_mlp_against_nested_jacfwd(scheme, activation):
 
 
 @pytest.mark.parametrize(
-    "activation", ["softplus", "gelu", "sin", "swish", "elu", "relu", "identity"]
+    "activation",
+    [
+        # Their primitives (`erf`, `custom_jvp_call`) have rule tests of their
+        # own, and gelu is checked against `jet` below: slow here.
+        pytest.param("softplus", marks=pytest.mark.slow),
+        pytest.param("gelu", marks=pytest.mark.slow),
+        "sin",
+        "swish",
+        "elu",
+        "relu",
+        "identity",
+    ],
 )
 def test_taylor_every_activation(activation, getkey):
     net = make_network(2, 1, [8, 8], activation, key=getkey(), dtype=jnp.float64)
@@ -195,8 +218,21 @@ def _net_call(params, x):
     return params(x)
 
 
-@pytest.mark.parametrize("closure", ["lambda", "partial"])
-@pytest.mark.parametrize("scheme", ALL_SCHEMES, ids=_name)
+def _closure_cases():
+    # JAX's own AD sees through either closure alike; the Taylor interpreter
+    # and finite differences handle the weights themselves, so they take both
+    # fast, and the other schemes' `partial` cases are slow.
+    for scheme in ALL_SCHEMES:
+        for closure in ("lambda", "partial"):
+            marks = ()
+            if closure == "partial" and isinstance(scheme, Reverse | Forward):
+                marks = pytest.mark.slow
+            yield pytest.param(
+                scheme, closure, marks=marks, id=f"{_name(scheme)}-{closure}"
+            )
+
+
+@pytest.mark.parametrize("scheme, closure", _closure_cases())
 def test_weight_gradient_of_pinn_loss(scheme, closure, getkey):
     """The gradient of a Burgers residual loss equals float64 central differences."""
     net = make_network(2, 1, [8, 8], "tanh", key=getkey(), dtype=jnp.float64)
@@ -492,7 +528,16 @@ def test_taylor_coefficients_against_jet(activation, getkey):
 
 @pytest.mark.parametrize(
     "activation, order",
-    [("tanh", 1), ("tanh", 2), ("tanh", 4), ("sigmoid", 3), ("exp", 2)],
+    [
+        ("tanh", 1),
+        ("tanh", 2),
+        # The same stacked-orders rule as above at a higher order, and the
+        # same output-polynomial linearisation with another polynomial: slow
+        # (their nested-`jacfwd` references are the costliest to compile).
+        pytest.param("tanh", 4, marks=pytest.mark.slow),
+        pytest.param("sigmoid", 3, marks=pytest.mark.slow),
+        ("exp", 2),
+    ],
 )
 def test_taylor_one_direction_weight_derivatives(activation, order, getkey):
     """A pure derivative `∂_x^k u` takes one direction, where Taylor rules carry

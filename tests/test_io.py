@@ -105,6 +105,9 @@ def test_ude_result_metadata_and_model(saved, lv):
         assert all(_same(d.values[n], d0.values[n]) for n in d.names)
 
 
+# Two discoveries, each simulating its own result (compiled anew); the
+# discovery round trip below runs in the fast subset.
+@pytest.mark.slow
 def test_loaded_result_discovers_as_the_original(saved, lv):
     loaded = sm.load(saved)
     with warnings.catch_warnings():
@@ -124,6 +127,9 @@ def test_loaded_result_starts_a_new_fit(saved, lv):
         sm.fit(lv.model, lv.data, init=loaded, steps=1)
 
 
+# A fit of a discretised PDE of its own; the UDE round trip above runs in the
+# fast subset.
+@pytest.mark.slow
 def test_discretized_fit_round_trip(tmp_path):
     (rho,) = sm.states("rho", t, x_)
     D = sp.Symbol("D")
@@ -149,6 +155,9 @@ def test_discretized_fit_round_trip(tmp_path):
     assert _same(result.predict(ts).ys, loaded.predict(ts).ys)
 
 
+# A physics-informed fit of its own; the UDE round trip above runs in the fast
+# subset.
+@pytest.mark.slow
 def test_pinn_result_round_trip(tmp_path):
     # An inverse problem: observations of `u` and a trainable rate, so the
     # saved result holds data terms and a parameter optimised in units.

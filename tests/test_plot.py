@@ -178,6 +178,8 @@ def test_fit_of_a_pinn_is_observed_against_network(pinn):
     assert len(ax.get_lines()[1].get_xdata()) == 3
 
 
+# A fit of a discretised PDE of its own (compiled for this test only).
+@pytest.mark.slow
 def test_fit_of_a_discretised_pde_draws_images():
     t, x = sp.symbols("t x")
     (rho,) = sm.states("rho", t, x)

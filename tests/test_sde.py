@@ -347,6 +347,10 @@ def test_simulate_is_seeded_and_paths_do_not_depend_on_their_number():
     assert not np.allclose(a[0], a[1])
 
 
+# 40 000 paths at three step sizes (each compiled): a statistical convergence
+# study. The fast subset checks the seeded Euler–Maruyama paths above and the
+# moments of Heun and Milstein below.
+@pytest.mark.slow
 def test_euler_maruyama_weak_order_one_on_gbm():
     """dX = aX dt + bX dW: E X_T = e^{aT}, Var X_T = e^{2aT}(e^{b²T} - 1).
     Euler–Maruyama's own moments are (1 + a dt)^N and ((1 + a dt)² + b² dt)^N
@@ -498,6 +502,9 @@ def test_fit_of_an_sde_errors():
         sm.fit(model, data, method=sm.EulerLikelihood(batch_size=2), lbfgs_steps=5)
 
 
+# 300 training steps, then discovery: end to end. The fast subset fits SDEs
+# (the minibatched likelihood below) and discovers from other fits.
+@pytest.mark.slow
 def test_discovery_from_an_sde_fit_rebuilds_an_sde():
     """The recovered model of a universal SDE is an SDE: the unknown drift
     replaced by the recovered expression, the diffusion kept, and it

@@ -179,6 +179,10 @@ def _objective(ode, adjoint="implicit", linear_solver="auto"):
     return objective
 
 
+# Differentiates through unrolled Newton iterations (the costliest compile of
+# this file); the implicit gradient is checked against central differences in
+# the fast subset below.
+@pytest.mark.slow
 def test_implicit_gradient_matches_unrolled_newton():
     ode, params = _reaction_diffusion()
     unrolled = jax.jit(jax.grad(_objective(ode, "unrolled", "dense")))(params)

@@ -217,6 +217,9 @@ def test_lotka_volterra_example_quick(tmp_path):
     assert summary["wall_time_seconds"] > 0
 
 
+# L-BFGS to convergence through segmented solves, a fit compiled for this test
+# alone; the fast subset fits with Adam and L-BFGS above.
+@pytest.mark.slow
 def test_multiple_shooting_recovers_a_parameter_and_joins_segments():
     (x,) = sm.states("x", t)
     k = sp.Symbol("k")
