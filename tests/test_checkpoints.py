@@ -5,12 +5,14 @@ good state; `init=` starts from a previous result."""
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -101,17 +103,34 @@ def _decay(k0=0.2):
     return model, sm.Data(ts, {x: 2.0 * np.exp(-0.7 * ts)}), k
 
 
-def test_resume_refuses_another_fit(tmp_path):
-    model, data, _ = _decay()
-    sm.fit(
-        model, data, steps=20, lbfgs_steps=0, checkpoint=tmp_path, checkpoint_every=10
+@pytest.fixture(scope="module")
+def checkpointed(tmp_path_factory):
+    """One fit of the decay model, 45 Adam steps with a checkpoint every 10,
+    shared by the tests that only read it (each fit compiles its own loop)."""
+    model, data, k = _decay()
+    directory = tmp_path_factory.mktemp("checkpoints")
+    result = sm.fit(
+        model,
+        data,
+        steps=45,
+        learning_rate=0.05,
+        lbfgs_steps=0,
+        checkpoint=directory,
+        checkpoint_every=10,
     )
+    return model, data, k, directory, result
+
+
+def test_resume_refuses_another_fit(tmp_path, checkpointed):
+    model, data, _, directory, _ = checkpointed
+    shutil.copytree(directory, tmp_path, dirs_exist_ok=True)
     with pytest.raises(sm.FitError, match="belongs to another fit"):
         sm.fit(
             model,
             data,
             seed=1,
-            steps=20,
+            steps=45,
+            learning_rate=0.05,
             lbfgs_steps=0,
             checkpoint=tmp_path,
             checkpoint_every=10,
@@ -122,7 +141,8 @@ def test_resume_refuses_another_fit(tmp_path):
         sm.fit(
             model,
             data,
-            steps=20,
+            steps=45,
+            learning_rate=0.05,
             lbfgs_steps=0,
             checkpoint=tmp_path,
             checkpoint_every=10,
@@ -160,14 +180,14 @@ def test_failed_fit_keeps_the_last_good_parameters():
     problem = sm.SolveInLoop().prepare(
         model, data, seed=0, dtype=jnp.float64, init=good
     )
-    value = float(problem.loss(problem.trainable, problem.static)[0])
+    # Compiled: an eager ODE solve dispatches every operation on its own.
+    value = float(eqx.filter_jit(problem.loss)(problem.trainable, problem.static)[0])
     assert value == pytest.approx(reported, rel=1e-12)
     assert str(float(reported))[:5] in str(e.value)
 
 
-def test_init_starts_from_a_previous_result():
-    model, data, k = _decay()
-    first = sm.fit(model, data, steps=30, learning_rate=0.05, lbfgs_steps=0)
+def test_init_starts_from_a_previous_result(checkpointed):
+    model, data, k, _, first = checkpointed
     again = sm.fit(model, data, init=first, steps=1, lbfgs_steps=0)
     # The first loss of the new fit is the last of the old one.
     assert again.history["adam"][0] == pytest.approx(first.final_loss, rel=1e-12)
@@ -176,12 +196,9 @@ def test_init_starts_from_a_previous_result():
         sm.fit(other, data, init=first)
 
 
-def test_checkpoints_are_written_atomically_and_pruned(tmp_path):
-    model, data, _ = _decay()
-    sm.fit(
-        model, data, steps=45, lbfgs_steps=0, checkpoint=tmp_path, checkpoint_every=10
-    )
-    names = sorted(p.name for p in tmp_path.iterdir())
+def test_checkpoints_are_written_atomically_and_pruned(checkpointed):
+    model, data, _, directory, _ = checkpointed
+    names = sorted(p.name for p in directory.iterdir())
     # The last two checkpoints and the pointer; no temporary files left.
     assert names == [
         "latest.json",
@@ -190,7 +207,7 @@ def test_checkpoints_are_written_atomically_and_pruned(tmp_path):
         "phase0-step40.eqx",
         "phase0-step40.json",
     ]
-    meta = json.loads((tmp_path / "phase0-step40.json").read_text())
+    meta = json.loads((directory / "phase0-step40.json").read_text())
     assert meta["step"] == 40 and len(meta["history"]["adam"]) == 40
     template = sm.SolveInLoop().prepare(
         model, data, seed=0, dtype=jnp.float64, init=None

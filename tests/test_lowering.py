@@ -283,7 +283,16 @@ def _pack(f, xs, ys):
 # -- values against lambdify ----------------------------------------------------
 
 
-@pytest.mark.parametrize("seed", range(4))
+def _seeds(seeds, fast):
+    """Random draws of the same code path: the first `fast` run in the fast
+    subset, the rest only in the full suite (each draw compiles anew)."""
+    return [
+        pytest.param(s, marks=pytest.mark.slow) if i >= fast else s
+        for i, s in enumerate(seeds)
+    ]
+
+
+@pytest.mark.parametrize("seed", _seeds(range(4), 2))
 def test_random_expressions_through_model(seed):
     (xs, ys, ts), cases = _cases(seed, 15)
     lowered = [symml.lower(_model(expr)) for expr, _ in cases]
@@ -304,7 +313,7 @@ def test_random_expressions_through_model(seed):
         )
 
 
-@pytest.mark.parametrize("seed", range(100, 106))
+@pytest.mark.parametrize("seed", _seeds(range(100, 106), 3))
 def test_random_expressions_through_compiler(seed):
     (xs, ys, ts), cases = _cases(seed, 30, n_points=32)
     # One compiler for all: compiled expressions do not interfere.
@@ -416,7 +425,7 @@ def test_piecewise_without_otherwise_is_nan_outside():
 # -- gradients against lambdified sympy.diff ------------------------------------
 
 
-@pytest.mark.parametrize("seed", range(200, 203))
+@pytest.mark.parametrize("seed", _seeds(range(200, 203), 1))
 def test_gradients_against_sympy_diff(seed):
     (xs, ys, ts), cases = _cases(seed, 10, n_points=8, smooth=True)
     lowered = [symml.lower(_model(expr)) for expr, _ in cases]
@@ -709,7 +718,8 @@ def test_network_derivative_default_scheme_and_bad_scheme(getkey):
     # d/dt U(x(t), t) = U_x x' + U_t, so x' = (-x + U_t) / (1 - U_x).
     U_x, U_t = jax.jacfwd(net)(jnp.array([u, tt]))[0]
     expected = (-u + U_t) / (1 - U_x)
-    np.testing.assert_allclose(f(tt, jnp.array([u]), params)[0], expected, rtol=1e-12)
+    got = jax.jit(f)(tt, jnp.array([u]), params)[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
     with pytest.raises(LoweringError, match="`derivatives='magic'` is not a deriv"):
         symml.lower(model, key=getkey(), derivatives="magic")
 
@@ -732,9 +742,10 @@ def test_symbolic_jacobian_sparsity_matches_dense_jacobian(getkey):
     f, params = symml.lower(model, key=getkey())
     pattern = symml.jacobian_sparsity(f).toarray()
     dense = np.zeros_like(pattern)
+    jacobian = jax.jit(jax.jacfwd(f, argnums=1))
     for seed in range(3):
         u = jr.normal(jr.PRNGKey(seed), (3,))
-        dense |= np.asarray(jax.jacfwd(f, argnums=1)(0.3, u, params)) != 0
+        dense |= np.asarray(jacobian(0.3, u, params)) != 0
     np.testing.assert_array_equal(pattern, dense)
     traced = symml.jacobian_sparsity(lambda u: f(0.3, u, params), jnp.ones(3))
     np.testing.assert_array_equal(pattern, traced.toarray())

@@ -30,6 +30,9 @@ def _heat_data(n=200, seed=0, d=0.1):
 # -- observations ---------------------------------------------------------------
 
 
+# Trains to accuracy (600 steps); the observation terms are checked by hand
+# below, and short fits with data run in the fast subset.
+@pytest.mark.slow
 def test_data_without_physics_interpolates():
     u = sm.Field("u", [t, x], hidden=[16, 16])
     model = sm.Model(
@@ -52,6 +55,8 @@ def test_data_without_physics_interpolates():
     assert error.max() < 2e-2
 
 
+# Trains to accuracy (1800 steps): an end-to-end identification.
+@pytest.mark.slow
 def test_trainable_coefficient_identified_on_noiseless_data():
     d = sp.Symbol("D")
     u = sm.Field("u", [t, x], hidden=[16, 16])
@@ -95,7 +100,8 @@ def test_observation_terms_match_hand_computation():
     problem = method.prepare(
         model, [first, second], seed=0, dtype=jnp.float64, init=None
     )
-    _, terms = problem.loss(problem.trainable, problem.static)
+    # Compiled: an eager loss dispatches each operation of the derivatives.
+    _, terms = eqx.filter_jit(problem.loss)(problem.trainable, problem.static)
     nets = problem.trainable.networks
     pts = np.stack([ts, xs], axis=1)
     face = np.stack([ts, np.ones(5)], axis=1)
@@ -169,6 +175,9 @@ def _decay_inverse():
     return model, y, r, sm.Data(ts, {"y": np.exp(-ts)})
 
 
+# Trains to accuracy twice (2000 + 600 steps): end to end, fit to discovery
+# to refit.
+@pytest.mark.slow
 def test_unknown_samples_and_discovery_from_a_pinn_fit():
     model, y, r, data = _decay_inverse()
     result = sm.fit(
@@ -275,7 +284,7 @@ def test_causal_loss_equals_hand_computed_loss():
     r2 = ((slope + value) ** 2).reshape(4, 2).mean(axis=1)
     before = np.array([0.0, r2[0], r2[0] + r2[1], r2[0] + r2[1] + r2[2]])
     expected = np.mean(np.exp(-3.0 * before) * r2)
-    loss, terms = problem.loss(problem.trainable, static)
+    loss, terms = eqx.filter_jit(problem.loss)(problem.trainable, static)
     assert float(loss) == pytest.approx(expected, rel=1e-12)
     assert float(terms["equation 0"]) == pytest.approx(expected, rel=1e-12)
 
@@ -360,6 +369,8 @@ def test_rad_resamples_where_the_residual_is_large():
     assert near(before) < 0.3 and near(after) > 0.9
 
 
+# Four fits (two whole, one interrupted, one resumed), each compiled anew.
+@pytest.mark.slow
 def test_rad_fit_is_reproducible_and_resumes_bit_for_bit(tmp_path):
     u = sm.Field("u", [t, x], hidden=[8])
     model = sm.Model(
@@ -414,8 +425,20 @@ ARCHITECTURES = [
 ]
 
 
-@pytest.mark.parametrize("architecture", ARCHITECTURES)
-@pytest.mark.parametrize("scheme", ["taylor", "forward", "reverse"])
+def _architecture_cases():
+    # The Taylor rules meet each architecture's operations; JAX's own nested
+    # AD differentiates any of them alike, so it runs on the first in the fast
+    # subset and on the others in the full suite.
+    for scheme in ("taylor", "forward", "reverse"):
+        for i, architecture in enumerate(ARCHITECTURES):
+            slow = scheme != "taylor" and i > 0
+            marks = pytest.mark.slow if slow else ()
+            yield pytest.param(
+                architecture, scheme, marks=marks, id=f"{scheme}-architecture{i}"
+            )
+
+
+@pytest.mark.parametrize("architecture, scheme", _architecture_cases())
 def test_network_options_derivatives_against_nested_jacfwd(
     architecture, scheme, getkey
 ):
@@ -430,7 +453,10 @@ def test_network_options_derivatives_against_nested_jacfwd(
     )
     point = jnp.array([0.3, -0.4])
     indices = ((0, 0), (1, 0), (0, 2), (1, 1), (2, 1), (0, 3))
-    got = sm.derivatives.get_scheme(scheme).derivatives(net, point, indices)
+    # Compiled: eager nested derivatives dispatch one operation at a time.
+    got = jax.jit(
+        lambda p: sm.derivatives.get_scheme(scheme).derivatives(net, p, indices)
+    )(point)
 
     def f(p):
         return net(p)[0]
@@ -438,14 +464,19 @@ def test_network_options_derivatives_against_nested_jacfwd(
     d1 = jax.jacfwd(f)
     d2 = jax.jacfwd(d1)
     d3 = jax.jacfwd(d2)
-    expected = [
-        f(point),
-        d1(point)[0],
-        d2(point)[1, 1],
-        d2(point)[0, 1],
-        d3(point)[0, 0, 1],
-        d3(point)[1, 1, 1],
-    ]
+
+    @jax.jit
+    def reference(p):
+        return [
+            f(p),
+            d1(p)[0],
+            d2(p)[1, 1],
+            d2(p)[0, 1],
+            d3(p)[0, 0, 1],
+            d3(p)[1, 1, 1],
+        ]
+
+    expected = reference(point)
     for g, e in zip(got, expected, strict=True):
         assert float(g[0]) == pytest.approx(float(e), rel=1e-9, abs=1e-10)
 
@@ -545,17 +576,25 @@ def test_hard_periodic_conditions_hold_exactly_and_incompatible_data_stay_soft()
     assert isinstance(net, sm.nets.Constrained)
     # x² cos(πx) has u_x(−1) ≠ u_x(1): imposing it would break the periodic
     # derivative, so the initial condition stays a term of the loss.
-    _, terms = problem.loss(problem.trainable, problem.static)
+    _, terms = eqx.filter_jit(problem.loss)(problem.trainable, problem.static)
     assert set(terms) == {"equation 0", "condition 0"}
     ts = jnp.linspace(0, 1, 7)
     lo = jax.vmap(lambda s: net(jnp.stack([s, -1.0]))[0])(ts)
     hi = jax.vmap(lambda s: net(jnp.stack([s, 1.0]))[0])(ts)
     np.testing.assert_allclose(lo, hi, rtol=0, atol=1e-14)
     scheme = sm.derivatives.Taylor()
-    for s in ts:
-        a = scheme.derivatives(net, jnp.stack([s, -1.0]), ((0, 1), (0, 2)))
-        b = scheme.derivatives(net, jnp.stack([s, 1.0]), ((0, 1), (0, 2)))
-        np.testing.assert_allclose(np.ravel(a), np.ravel(b), rtol=0, atol=1e-12)
+
+    @jax.jit
+    @jax.vmap
+    def at_both_ends(s):
+        return [
+            jnp.ravel(jnp.stack(scheme.derivatives(net, jnp.stack([s, end]), alphas)))
+            for end in (-1.0, 1.0)
+        ]
+
+    alphas = ((0, 1), (0, 2))
+    for a, b in zip(*at_both_ends(ts), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
     # Asked to impose it anyway, the fit says why it cannot.
     with pytest.raises(sm.FitError, match="cannot impose `Eq\\(u\\(0, x\\)"):
         sm.PhysicsInformed(hard_conditions=[conditions[0], conditions[1]]).prepare(
