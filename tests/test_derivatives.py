@@ -529,11 +529,12 @@ def test_taylor_coefficients_against_jet(activation, getkey):
 @pytest.mark.parametrize(
     "activation, order",
     [
-        ("tanh", 1),
-        ("tanh", 2),
-        # The same stacked-orders rule as above at a higher order, and the
-        # same output-polynomial linearisation with another polynomial: slow
+        # Order 2 (with forward over reverse) and exp run in the fast subset;
+        # the same stacked-orders rule at other orders, and the same
+        # output-polynomial linearisation with another polynomial, are slow
         # (their nested-`jacfwd` references are the costliest to compile).
+        pytest.param("tanh", 1, marks=pytest.mark.slow),
+        ("tanh", 2),
         pytest.param("tanh", 4, marks=pytest.mark.slow),
         pytest.param("sigmoid", 3, marks=pytest.mark.slow),
         ("exp", 2),
@@ -556,7 +557,16 @@ def test_taylor_one_direction_weight_derivatives(activation, order, getkey):
     )
 
 
-@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "exp"])
+@pytest.mark.parametrize(
+    "activation",
+    [
+        "tanh",
+        # One custom JVP with the output polynomial of each activation: tanh's
+        # in the fast subset, the others in the full suite.
+        pytest.param("sigmoid", marks=pytest.mark.slow),
+        pytest.param("exp", marks=pytest.mark.slow),
+    ],
+)
 def test_taylor_collapsed_laplacian_weight_derivatives(activation, getkey):
     """The collapsed Laplacian's own rule for tanh/logistic/exp (a custom JVP
     written with per-point factors) against the trace of `jax.hessian`."""
