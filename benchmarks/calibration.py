@@ -290,6 +290,12 @@ def main(argv=None) -> dict:
                 stopped = True
                 break
             run = run_dataset(seed, noise, settings)
+            # JAX keeps every compiled step of every fit (about 500 memory
+            # maps each); after some 40 fits one process reaches the kernel's
+            # limit of 65530 maps and LLVM fails with "Cannot allocate
+            # memory". The next data set compiles afresh (or loads from the
+            # persistent cache), so nothing is lost by releasing them.
+            jax.clear_caches()
             run["settings"] = settings
             atomic_write(path, lambda tmp, r=run: Path(tmp).write_text(json.dumps(r)))
             done += 1

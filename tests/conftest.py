@@ -29,3 +29,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.originalname.endswith("_quick"):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_code():
+    # JAX keeps the compiled code of every jitted function it has run (each
+    # executable holds several memory maps); a test worker that runs the whole
+    # suite would otherwise approach the kernel's limit of 65530 maps, where
+    # LLVM fails with "Cannot allocate memory". Modules share little compiled
+    # code, so it is released after each one.
+    yield
+    jax.clear_caches()
