@@ -21,8 +21,8 @@ distribution) is plotted to t = 10.
 
 `--method solve` (the default) fits the UDE and the neural ODE with the solve
 in the loss from the start; `--method collocation+solve` first fits them to
-derivatives estimated from the smoothed data (no solve), then continues with
-a short solve-in-the-loop fit (see docs/pages/faster-training.md).
+the smoothed data (integral collocation: no solve), then continues with a
+short solve-in-the-loop fit (see docs/pages/faster-training.md).
 """
 
 import argparse
@@ -78,13 +78,15 @@ def make_data(seed: int):
 
 # (Adam, L-BFGS) steps of each way of fitting, full run and --quick: the
 # solve in the loss from the start; or a collocation fit (no solve: a step
-# evaluates the network once per observation) and then a tenth of the
-# solve-in-the-loop Adam steps from its result.
+# evaluates the network at three points per interval between observations)
+# and then a third of the solve-in-the-loop Adam steps from its result, one
+# optimiser phase per stage (each phase is compiled once, and compiling a step
+# costs more than a thousand of its steps here).
 METHODS = {
     "solve": {"full": (3000, 300), "quick": (200, 0)},
     "collocation+solve": {
-        "collocation": {"full": (2000, 300), "quick": (200, 0)},
-        "full": (300, 300),
+        "collocation": {"full": (2000, 0), "quick": (200, 0)},
+        "full": (1000, 0),
         "quick": (50, 0),
     },
 }
