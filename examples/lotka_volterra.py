@@ -218,7 +218,9 @@ def main(argv=None) -> dict:
     coefficients = {str(c): v for c, v in refit.parameter_values().items()}
 
     # -- error bars and inclusion frequencies ----------------------------------------
-    bars = sm.parameter_uncertainty(refit)  # Gauss–Newton at the refit
+    # Gauss–Newton at the refit, after a few Levenberg–Marquardt iterations
+    # so that the error bars describe the minimum (quick refits stop early).
+    bars = sm.parameter_uncertainty(refit, sm.GaussNewton(refine=10))
     ensemble = sm.discover(
         result,
         library=sm.PolynomialLibrary(degree=3),
