@@ -161,6 +161,9 @@ def test_resume_refuses_another_fit(tmp_path, checkpointed):
         sm.fit(model, data, checkpoint_every=10)
 
 
+# A failing fit of its own; tests/test_training.py checks, in the fast subset,
+# that a failed fit hands back finite last-good parameters.
+@pytest.mark.slow
 def test_failed_fit_keeps_the_last_good_parameters():
     # x' = k x^2 from k = -0.05 towards the data 2 / (1 - 0.19 t): with a large
     # learning rate Adam overshoots to a k whose solution blows up inside the

@@ -399,6 +399,9 @@ def test_params_required():
 # -- solve: sparse vs dense ----------------------------------------------------------
 
 
+# Two implicit solves, each compiled for this test; the sparse stiff solve runs
+# in the fast subset in tests/test_sparsity.py.
+@pytest.mark.slow
 def test_solve_sparse_matches_dense():
     # Stiff: strong diffusion on a fine grid (D / h^2 = 400) plus reaction.
     u, v = sm.states("u v", t, x)

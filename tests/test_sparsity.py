@@ -499,7 +499,7 @@ def test_compressed_jacobian_brusselator(conv, getkey):
     colors = color_columns(pattern)
     jac = compressed_jacobian(rhs, y, pattern, colors, 2.0)
     assert isinstance(jac, SparseJacobian)
-    dense = jax.jacfwd(rhs)(y, 2.0)
+    dense = jax.jit(jax.jacfwd(rhs))(y, 2.0)
     np.testing.assert_allclose(jac.todense(), dense, rtol=0, atol=1e-12)
     np.testing.assert_allclose(jac.to_scipy().toarray(), dense, rtol=0, atol=1e-12)
     np.testing.assert_allclose(jac.to_bcoo().todense(), dense, rtol=0, atol=1e-12)
@@ -516,7 +516,7 @@ def test_compressed_jacobian_cases(name, getkey):
     x = jr.normal(getkey(), shape)
     pattern = jacobian_sparsity(fn, x, *args)
     jac = compressed_jacobian(fn, x, pattern, color_columns(pattern), *args)
-    dense = np.asarray(jax.jacfwd(fn)(x, *args)).reshape(-1, x.size)
+    dense = np.asarray(jax.jit(jax.jacfwd(fn))(x, *args)).reshape(-1, x.size)
     np.testing.assert_allclose(jac.todense(), dense, rtol=0, atol=1e-12)
 
 
@@ -541,7 +541,10 @@ def test_compressed_jacobian_jit_and_grad(getkey):
         return jnp.sum(jax.jacfwd(rhs)(y, 0.0) ** 2)
 
     np.testing.assert_allclose(
-        jax.grad(loss_sparse)(y), jax.grad(loss_dense)(y), rtol=1e-10, atol=1e-8
+        jax.jit(jax.grad(loss_sparse))(y),
+        jax.jit(jax.grad(loss_dense))(y),
+        rtol=1e-10,
+        atol=1e-8,
     )
 
 

@@ -32,6 +32,8 @@ def test_fit_recovers_a_parameter():
     assert isinstance(result, sm.UDEResult) and isinstance(result, sm.FitResult)
 
 
+# A fit to convergence (Adam then L-BFGS) of its own: end to end.
+@pytest.mark.slow
 def test_fit_learns_an_unobserved_initial_state():
     # x' = -x + y, y' = -0.5 y with only x observed: y(0) = 1.5 is learned.
     x, y = sm.states("x y", t)
