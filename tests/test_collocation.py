@@ -59,7 +59,9 @@ def test_local_polynomial_between_observations():
     np.testing.assert_allclose(slope @ quadratic, -2 + at, atol=1e-9)
 
 
-@pytest.mark.parametrize("match", ["integral", "derivative"])
+@pytest.mark.parametrize(
+    "match", ["integral", pytest.param("derivative", marks=pytest.mark.slow)]
+)
 def test_collocation_recovers_right_hand_side_from_polynomial_data(match):
     """x = 1 + 3t + 2t² gives x' = 4t + 3; y = 2 e^{-t} is not a polynomial,
     but on a fine grid its estimated derivative is close: c = -1."""
@@ -82,6 +84,7 @@ def test_collocation_recovers_right_hand_side_from_polynomial_data(match):
     assert solution.nfe > 0
 
 
+@pytest.mark.slow
 def test_integral_matching_beats_derivatives_on_sparse_data():
     """x'' = -ω² x (x' = y, y' = -w x) with ω² = 4, observed 14 times per
     period with 0.5 % noise: the kernel's derivative estimates are biased by
@@ -239,6 +242,7 @@ def test_multistep_needs_equal_steps():
 # -- a discretised PDE -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_collocation_on_a_discretised_pde():
     """ρ_t = r ρ(1 − ρ) + D ρ_xx on 16 points, clean data from the same
     discretisation: r and D are recovered to the derivative estimates' error."""
@@ -276,6 +280,7 @@ def test_collocation_on_a_discretised_pde():
 # -- collocation, then the solve in the loop ---------------------------------------
 
 
+@pytest.mark.slow
 def test_collocation_then_solve():
     model, x, y, (a, b, c) = _poly_model()
     ts = np.linspace(0, 1, 21)
@@ -298,6 +303,7 @@ def test_collocation_then_solve():
     assert named.wall_time > 0
 
 
+@pytest.mark.slow
 def test_collocation_then_solve_stops_at_its_tolerance():
     """From a collocation start on clean data, Adam's loss soon changes by
     less than a loose tolerance over 10 steps and the stage stops; without
@@ -318,6 +324,7 @@ def test_collocation_then_solve_stops_at_its_tolerance():
     assert steps[0] < 250 and steps[1] == 301
 
 
+@pytest.mark.slow
 def test_collocation_then_solve_warns_when_collocation_misses_the_data():
     """After one Adam step the first stage keeps about its initial rate
     (x' = +0.5 x against data decaying as e^{-1.3 t}): its solution is far

@@ -57,7 +57,14 @@ def test_pinn_taylor_loss_passes_the_network_once_per_point_set():
     assert _count(jaxpr.jaxpr, "tanh") == 2 * 2
 
 
-@pytest.mark.parametrize("scheme", ["reverse", "forward", "taylor"])
+@pytest.mark.parametrize(
+    "scheme",
+    [
+        pytest.param("reverse", marks=pytest.mark.slow),
+        pytest.param("forward", marks=pytest.mark.slow),
+        "taylor",
+    ],
+)
 def test_pinn_loss_gradient_matches_central_differences(scheme):
     problem = _burgers_problem(scheme)
     params = problem.trainable

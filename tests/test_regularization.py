@@ -33,7 +33,14 @@ def _options(solver="Tsit5", rtol=1e-6, atol=1e-9):
 # -- counting evaluations ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("solver", ["Tsit5", "Dopri5", "Bosh3", "Heun", "Euler"])
+@pytest.mark.parametrize(
+    "solver",
+    ["Tsit5"]
+    + [
+        pytest.param(s, marks=pytest.mark.slow)
+        for s in ["Dopri5", "Bosh3", "Heun", "Euler"]
+    ],
+)
 def test_evaluation_count_matches_the_evaluations_made(solver):
     """Count the calls of the field at run time (rejected steps included)."""
     calls = []
@@ -68,6 +75,7 @@ def test_evaluation_count_by_hand():
     assert evaluations(diffeqsolve(f, _options(), jnp.ones(2), None, ts=ts)) is None
 
 
+@pytest.mark.slow
 def test_nfe_of_solve_predict_and_fit_result():
     x = sm.states("x", t)[0]
     k = sp.Symbol("k")
@@ -160,6 +168,7 @@ def test_stiffness_estimate_of_a_linear_decay():
     assert 0 < float(error_sum) < 1.0
 
 
+@pytest.mark.slow
 def test_solver_heuristics_gradient_matches_central_differences(getkey):
     """The gradient is that of the discrete solve with its steps held fixed
     (diffrax's controller passes no gradient through the step sizes): compare
@@ -233,7 +242,12 @@ def _neural_ode():
 
 @pytest.mark.parametrize(
     "regularize",
-    [sm.SolverHeuristics(weight=1e-3), sm.TaylorRegularization(order=2, weight=1e-3)],
+    [
+        sm.SolverHeuristics(weight=1e-3),
+        pytest.param(
+            sm.TaylorRegularization(order=2, weight=1e-3), marks=pytest.mark.slow
+        ),
+    ],
 )
 def test_fit_with_a_regulariser(regularize):
     model, data = _neural_ode()
@@ -293,6 +307,7 @@ def test_taylor_regularization_needs_smooth_activations():
         )
 
 
+@pytest.mark.slow
 def test_taylor_regularization_needs_taylor_rules():
     """An activation made of a primitive without a Taylor rule (`atan`: only
     finite differences differentiate it) cannot be Taylor-regularised; the

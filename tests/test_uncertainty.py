@@ -74,6 +74,7 @@ def test_linear_propagation_of_a_fixed_parameter():
     np.testing.assert_allclose(p[x][0], 2.0 * decay, rtol=1e-8)
 
 
+@pytest.mark.slow
 def test_monte_carlo_agrees_with_linear_on_a_mildly_nonlinear_model():
     x, y = sm.states("x y", t)
     a, b, g, d = sp.symbols("alpha beta gamma delta")
@@ -232,6 +233,7 @@ def test_bootstrap_agrees_with_gauss_newton_and_is_seeded(regression):
     assert cases.standard_errors[b] == pytest.approx(gn.standard_errors[b], rel=0.5)
 
 
+@pytest.mark.slow
 def test_gauss_newton_refuses_parameters_the_data_cannot_separate():
     # x' = a + b: only a + b is determined, so the curvature JᵀJ is singular
     # along (1, −1)/√2 and no finite covariance exists.
@@ -250,6 +252,7 @@ def test_gauss_newton_refuses_parameters_the_data_cannot_separate():
         sm.parameter_uncertainty(result)
 
 
+@pytest.mark.slow
 def test_gauss_newton_warns_when_the_fit_has_not_converged():
     # One tiny Adam step from b = 1 leaves the slope far from its least-squares
     # value 2: the Gauss–Newton step is many standard errors long.
