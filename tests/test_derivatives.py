@@ -141,7 +141,7 @@ def _mlp_cases():
             )
 
 
-@pytest.mark.parametrize("scheme, activation", _mlp_cases())
+@pytest.mark.parametrize("scheme, activation", list(_mlp_cases()))
 def test_mlp_against_nested_jacfwd(scheme, activation):
     net, x, wants = _mlp_case(activation)
     got = derivs(scheme, net, x, MULTI)
@@ -232,7 +232,7 @@ def _closure_cases():
             )
 
 
-@pytest.mark.parametrize("scheme, closure", _closure_cases())
+@pytest.mark.parametrize("scheme, closure", list(_closure_cases()))
 def test_weight_gradient_of_pinn_loss(scheme, closure, getkey):
     """The gradient of a Burgers residual loss equals float64 central differences."""
     net = make_network(2, 1, [8, 8], "tanh", key=getkey(), dtype=jnp.float64)

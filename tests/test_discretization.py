@@ -204,7 +204,7 @@ def _stencil_cases():
             yield pytest.param(kind, tt, marks=marks, id=f"{kind}-{tt}")
 
 
-@pytest.mark.parametrize("kind, tt", _stencil_cases())
+@pytest.mark.parametrize("kind, tt", list(_stencil_cases()))
 def test_rhs_matches_hand_written_stencil(kind, tt):
     model, (u, v) = _brusselator_like(kind)
     n = 12

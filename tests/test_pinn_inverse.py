@@ -438,7 +438,7 @@ def _architecture_cases():
             )
 
 
-@pytest.mark.parametrize("architecture, scheme", _architecture_cases())
+@pytest.mark.parametrize("architecture, scheme", list(_architecture_cases()))
 def test_network_options_derivatives_against_nested_jacfwd(
     architecture, scheme, getkey
 ):
