@@ -47,32 +47,14 @@ from symml.export import atomic_write  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import fisher_kpp  # noqa: E402
 import lotka_volterra  # noqa: E402
+from _lotka_volterra import declare  # noqa: E402
 
 # -- Lotka–Volterra ----------------------------------------------------------------
 
 
-def lv_model():
-    t = sp.Symbol("t")
-    x, y = sm.states("x y", t)
-    alpha, delta = sp.symbols("alpha delta")
-    U = sm.Unknown(
-        "U",
-        inputs=[x, y],
-        outputs=2,
-        hidden=[32, 32],
-        activation="tanh",
-        input_range=((0, 0), (5, 5)),
-    )
-    model = sm.Model(
-        [sp.Eq(x.diff(t), alpha * x + U[0]), sp.Eq(y.diff(t), -delta * y + U[1])],
-        parameters={alpha: lotka_volterra.ALPHA, delta: lotka_volterra.DELTA},
-    )
-    return model, x, y, U
-
-
 def lv_run(seed: int, method: str, quick: bool) -> dict:
     """Fit, discover and refit as the example does, by `method`."""
-    model, x, y, U = lv_model()
+    model, x, y, U = declare()
     _, ts, noisy = lotka_volterra.make_data(seed)
     data = sm.Data(ts, {x: noisy[:, 0], y: noisy[:, 1]})
     start, cpu_start = time.perf_counter(), time.process_time()
