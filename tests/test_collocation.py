@@ -364,7 +364,15 @@ def test_collocation_benchmark_quick(tmp_path):
     lv = summary["lotka_volterra"]
     assert [r["method"] for r in lv["rows"]] == ["solve", "collocation+solve"]
     assert lv["median_speedup_whole_run"] > 0
-    assert summary["fisher_kpp"]["fit_time_ratio_solve_vs_collocation"] > 0
+    fk = summary["fisher_kpp"]
+    assert [r["method"] for r in fk["rows"]] == [
+        "solve",
+        "collocation",
+        "collocation+solve",
+    ]
+    assert fk["fit_time_ratio_solve_vs_collocation"] > 0
+    assert fk["fit_time_ratio_solve_vs_collocation_then_solve"] > 0
+    assert set(fk["D_relative_error"]) == {"solve", "collocation", "collocation+solve"}
     assert "Fisher–KPP" in out.stdout
 
 
