@@ -31,12 +31,26 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+def _memory_maps() -> int | None:
+    """The number of memory maps of this process (Linux), else None."""
+    try:
+        with open("/proc/self/maps", "rb") as maps:
+            return sum(1 for _ in maps)
+    except OSError:
+        return None
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_code():
     # JAX keeps the compiled code of every jitted function it has run (each
-    # executable holds several memory maps); a test worker that runs the whole
-    # suite would otherwise approach the kernel's limit of 65530 maps, where
-    # LLVM fails with "Cannot allocate memory". Modules share little compiled
-    # code, so it is released after each one.
+    # executable holds about four memory maps); a test worker that runs the
+    # whole suite would otherwise approach the kernel's limit of 65530 maps,
+    # where LLVM fails with "Cannot allocate memory". The compiled code is
+    # released after a module once half the limit is reached (always where
+    # the maps cannot be counted), not after every module: modules share the
+    # compiled code of jax.numpy's own functions, and a module's tests split
+    # between workers revisit it, so clearing each time recompiles both.
     yield
-    jax.clear_caches()
+    maps = _memory_maps()
+    if maps is None or maps > 32_768:
+        jax.clear_caches()

@@ -20,6 +20,10 @@ import sympy as sp
 
 import symml as sm
 
+# The tests share module-scoped fits: `--dist loadgroup` runs them on one
+# worker, which computes each fit once.
+pytestmark = pytest.mark.xdist_group("checkpoints")
+
 t = sp.Symbol("t")
 
 # A small UDE, fitted for 90 steps with checkpoints every 20: Adam then L-BFGS.

@@ -19,6 +19,10 @@ import sympy as sp
 import symml as sm
 from symml.io import FORMAT, register_format
 
+# The tests share module-scoped fits: `--dist loadgroup` runs them on one
+# worker, which computes each fit once.
+pytestmark = pytest.mark.xdist_group("io")
+
 t, x_ = sp.symbols("t x")
 alpha, delta, k = sp.symbols("alpha delta k")
 

@@ -43,6 +43,10 @@ from symml import (
     SteadyStateInputError,
 )
 
+# The tests share module-scoped fits: `--dist loadgroup` runs them on one
+# worker, which computes each fit once.
+pytestmark = pytest.mark.xdist_group("malformed")
+
 t, X, Y = sp.symbols("t x y")
 a, b, k, D = sp.symbols("a b k D")
 

@@ -13,6 +13,10 @@ from matplotlib.image import AxesImage
 
 import symml as sm
 
+# The tests share module-scoped fits: `--dist loadgroup` runs them on one
+# worker, which computes each fit once.
+pytestmark = pytest.mark.xdist_group("plot")
+
 
 @pytest.fixture(scope="module")
 def ude():

@@ -13,6 +13,10 @@ import symml as sm
 from symml.export import Document, Math
 from symml.plot import _report
 
+# The tests share module-scoped fits: `--dist loadgroup` runs them on one
+# worker, which computes each fit once.
+pytestmark = pytest.mark.xdist_group("report")
+
 
 @pytest.fixture(scope="module")
 def fitted():

@@ -9,6 +9,10 @@ import sympy as sp
 
 import symml as sm
 
+# The tests share module-scoped fits: `--dist loadgroup` runs them on one
+# worker, which computes each fit once.
+pytestmark = pytest.mark.xdist_group("training")
+
 t = sp.Symbol("t")
 
 

@@ -17,6 +17,10 @@ import sympy as sp
 import symml as sm
 from symml import UncertaintyError
 
+# The tests share module-scoped fits: `--dist loadgroup` runs them on one
+# worker, which computes each fit once.
+pytestmark = pytest.mark.xdist_group("uncertainty")
+
 BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
 t = sp.Symbol("t")
 
