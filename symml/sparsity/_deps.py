@@ -154,6 +154,19 @@ class _Sets:
         out._indptr = indptr
         return out
 
+    def take_range(self, lo: int, hi: int) -> _Sets:
+        """Rows `lo, ..., hi - 1`: a contiguous run of keys, moved up."""
+        shift = self.shift
+        if self.nnz == self.size:  # one entry per row: row `r` is entry `r`
+            out = _Sets(self.keys[lo:hi] - (lo << shift), hi - lo, shift)
+            out._indptr = np.arange(hi - lo + 1, dtype=_INT)
+            return out
+        indptr = self.indptr
+        start = int(indptr[lo])
+        out = _Sets(self.keys[start : indptr[hi]] - (lo << shift), hi - lo, shift)
+        out._indptr = indptr[lo : hi + 1] - start
+        return out
+
     def left_multiply(self, mat) -> _Sets:
         """Row `r` is the union of rows `c` with `mat[r, c]` true."""
         mat = ssp.csr_matrix(mat)
@@ -333,6 +346,16 @@ def take(deps: DependencySets | None, idx: np.ndarray) -> DependencySets | None:
     idx = np.asarray(idx, dtype=_INT).ravel()
     hess = None if deps._hess is None else deps._hess.take(idx)
     return deps._new(deps._jac.take(idx), hess)
+
+
+def _take_range(deps: DependencySets | None, lo: int, hi: int) -> DependencySets | None:
+    """`take(deps, np.arange(lo, hi))`, without the index array."""
+    if deps is None:
+        return None
+    if lo == 0 and hi == deps.size:
+        return deps
+    hess = None if deps._hess is None else deps._hess.take_range(lo, hi)
+    return deps._new(deps._jac.take_range(lo, hi), hess)
 
 
 def left_multiply(mat, deps: DependencySets | None) -> DependencySets | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from ._deps import (
     DependencySets,
     _outer_pairs,
     _Sets,
+    _take_range,
     _vstack_sets,
     _with_pairs,
     index_matrix,
@@ -39,10 +41,56 @@ def _iota(shape: Sequence[int]) -> np.ndarray:
     return np.arange(math.prod(shape), dtype=np.int64).reshape(tuple(shape))
 
 
+class _IndexMap:
+    """A structural map: output element `k` copies input element `idx[k]` (none
+    where `idx[k] < 0`). Maps depend on shapes and parameters only, so they are
+    built once per signature and cached (`_cached_map`); a map that is a run of
+    consecutive indices (`start` is set) is applied as a slice of the sets."""
+
+    __slots__ = ("idx", "start")
+
+    def __init__(self, idx: np.ndarray):
+        idx = np.ascontiguousarray(idx, dtype=np.int64).ravel()
+        idx.flags.writeable = False
+        self.idx = idx
+        self.start: int | None = None
+        if not len(idx):
+            self.start = 0
+        elif idx[0] >= 0 and idx[-1] - idx[0] == len(idx) - 1:
+            first = int(idx[0])
+            if np.array_equal(idx, np.arange(first, first + len(idx))):
+                self.start = first
+
+    def apply(self, d: Deps) -> Deps:
+        if d is None:
+            return None
+        if self.start is not None:
+            return _take_range(d, self.start, self.start + len(self.idx))
+        return take(d, self.idx)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_map(builder: Callable[..., np.ndarray], *key) -> _IndexMap:
+    """`_IndexMap(builder(*key))`, built once per `(builder, key)`; `key` holds
+    shapes and parameters (hashable tuples)."""
+    return _IndexMap(builder(*key))
+
+
+def _hashable(value):
+    """Parameters as cache keys (lists inside become tuples)."""
+    if isinstance(value, list | tuple):
+        return tuple(_hashable(v) for v in value)
+    return value
+
+
+def _broadcast_map(shape: tuple[int, ...], out_shape: tuple[int, ...]) -> np.ndarray:
+    return np.broadcast_to(_iota(shape), out_shape)
+
+
 def _broadcast(d: Deps, shape: tuple[int, ...], out_shape: tuple[int, ...]) -> Deps:
     if d is None or shape == out_shape:
         return d
-    return take(d, np.broadcast_to(_iota(shape), out_shape).ravel())
+    return _cached_map(_broadcast_map, shape, out_shape).apply(d)
 
 
 def _broadcast_inputs(ctx: RuleContext) -> list[Deps]:
@@ -154,49 +202,50 @@ def _select_n_rule(ctx: RuleContext) -> list[Deps]:
 # ------------------------------------------------------------ structural rules
 
 
-def _index_rule(index_map: Callable[[RuleContext], np.ndarray]):
-    """A rule for an op copying, for each output element, one input element
-    (`index_map` gives its flat index, or -1 for none)."""
+def _index_rule(builder: Callable[..., np.ndarray], *names: str):
+    """A rule for an op copying, for each output element, one input element:
+    `builder(in_shape, *params)` (the parameters `names`) gives its flat
+    index, or -1 for none."""
 
     def rule(ctx: RuleContext) -> list[Deps]:
-        return [take(ctx.deps[0], index_map(ctx).ravel())]
+        key = tuple(_hashable(ctx.params[name]) for name in names)
+        return [_cached_map(builder, ctx.in_shape(0), *key).apply(ctx.deps[0])]
 
     return rule
 
 
-def _transpose_map(ctx: RuleContext) -> np.ndarray:
-    return _iota(ctx.in_shape(0)).transpose(ctx.params["permutation"])
+def _transpose_map(in_shape, permutation) -> np.ndarray:
+    return _iota(in_shape).transpose(permutation)
 
 
-def _broadcast_in_dim_map(ctx: RuleContext) -> np.ndarray:
-    shape = ctx.params["shape"]
+def _broadcast_in_dim_map(in_shape, shape, broadcast_dimensions) -> np.ndarray:
     expanded = [1] * len(shape)
-    for i, d in enumerate(ctx.params["broadcast_dimensions"]):
-        expanded[d] = ctx.in_shape(0)[i]
-    return np.broadcast_to(_iota(ctx.in_shape(0)).reshape(expanded), shape)
+    for i, d in enumerate(broadcast_dimensions):
+        expanded[d] = in_shape[i]
+    return np.broadcast_to(_iota(in_shape).reshape(expanded), shape)
 
 
-def _slice_map(ctx: RuleContext) -> np.ndarray:
-    p = ctx.params
-    strides = p["strides"] or (1,) * len(p["start_indices"])
-    return _iota(ctx.in_shape(0))[
+def _slice_map(in_shape, start_indices, limit_indices, strides) -> np.ndarray:
+    strides = strides or (1,) * len(start_indices)
+    return _iota(in_shape)[
         tuple(
             slice(s, e, st)
-            for s, e, st in zip(
-                p["start_indices"], p["limit_indices"], strides, strict=True
-            )
+            for s, e, st in zip(start_indices, limit_indices, strides, strict=True)
         )
     ]
 
 
-def _rev_map(ctx: RuleContext) -> np.ndarray:
-    return np.flip(_iota(ctx.in_shape(0)), axis=tuple(ctx.params["dimensions"]))
+def _rev_map(in_shape, dimensions) -> np.ndarray:
+    return np.flip(_iota(in_shape), axis=tuple(dimensions))
 
 
 def _broadcast_in_dim_rule(ctx: RuleContext) -> list[Deps]:
     if ctx.in_shape(0) == ctx.out_shape(0):
         return [ctx.deps[0]]
-    return [take(ctx.deps[0], _broadcast_in_dim_map(ctx).ravel())]
+    p = ctx.params
+    key = (_hashable(p["shape"]), _hashable(p["broadcast_dimensions"]))
+    bmap = _cached_map(_broadcast_in_dim_map, ctx.in_shape(0), *key)
+    return [bmap.apply(ctx.deps[0])]
 
 
 def _vstack(deps: Sequence[Deps], sizes: Sequence[int], n: int, hessian: bool) -> Deps:
@@ -227,13 +276,26 @@ def _stacked(ctx: RuleContext) -> Deps:
     return _vstack(ctx.deps, sizes, ctx.n, ctx.hessian)
 
 
-def _concatenate_rule(ctx: RuleContext) -> list[Deps]:
+def _blocks(shapes: Sequence[tuple[int, ...]]) -> list[np.ndarray]:
+    """The flat indices of each input in the inputs stacked (flattened)."""
     blocks, offset = [], 0
-    for i in range(len(ctx.deps)):
-        blocks.append(_iota(ctx.in_shape(i)) + offset)
-        offset += math.prod(ctx.in_shape(i))
-    perm = np.concatenate(blocks, axis=ctx.params["dimension"]).ravel()
-    return [take(_stacked(ctx), perm)]
+    for shape in shapes:
+        blocks.append(_iota(shape) + offset)
+        offset += math.prod(shape)
+    return blocks
+
+
+def _concatenate_map(shapes, dimension) -> np.ndarray:
+    return np.concatenate(_blocks(shapes), axis=dimension)
+
+
+def _in_shapes(ctx: RuleContext) -> tuple[tuple[int, ...], ...]:
+    return tuple(ctx.in_shape(i) for i in range(len(ctx.deps)))
+
+
+def _concatenate_rule(ctx: RuleContext) -> list[Deps]:
+    perm = _cached_map(_concatenate_map, _in_shapes(ctx), ctx.params["dimension"])
+    return [perm.apply(_stacked(ctx))]
 
 
 def _split_rule(ctx: RuleContext) -> list[Deps]:
@@ -248,13 +310,13 @@ def _split_rule(ctx: RuleContext) -> list[Deps]:
     return outs
 
 
+def _stack_map(shapes, axis) -> np.ndarray:
+    return np.stack(_blocks(shapes), axis=axis)
+
+
 def _stack_rule(ctx: RuleContext) -> list[Deps]:
-    axis = ctx.params["axis"]
-    blocks, offset = [], 0
-    for i in range(len(ctx.deps)):
-        blocks.append(_iota(ctx.in_shape(i)) + offset)
-        offset += math.prod(ctx.in_shape(i))
-    return [take(_stacked(ctx), np.stack(blocks, axis=axis).ravel())]
+    perm = _cached_map(_stack_map, _in_shapes(ctx), ctx.params["axis"])
+    return [perm.apply(_stacked(ctx))]
 
 
 def _unstack_rule(ctx: RuleContext) -> list[Deps]:
@@ -727,10 +789,12 @@ _defrule(_mul_rule, "mul_p")
 _defrule(_div_rule, "div_p")
 _defrule(_integer_pow_rule, "integer_pow_p")
 _defrule(_select_n_rule, "select_n_p")
-_defrule(_index_rule(_transpose_map), "transpose_p")
+_defrule(_index_rule(_transpose_map, "permutation"), "transpose_p")
 _defrule(_broadcast_in_dim_rule, "broadcast_in_dim_p")
-_defrule(_index_rule(_slice_map), "slice_p")
-_defrule(_index_rule(_rev_map), "rev_p")
+_defrule(
+    _index_rule(_slice_map, "start_indices", "limit_indices", "strides"), "slice_p"
+)
+_defrule(_index_rule(_rev_map, "dimensions"), "rev_p")
 _defrule(_concatenate_rule, "concatenate_p")
 _defrule(_split_rule, "split_p")
 _defrule(_stack_rule, "stack_p")
