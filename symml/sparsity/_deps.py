@@ -112,16 +112,20 @@ class _Sets:
         data = np.ones(self.nnz, dtype=bool)
         return ssp.csr_matrix((data, cols, self.indptr), shape=(self.size, width))
 
-    def gather(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def gather(
+        self, idx: np.ndarray, nonneg: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         """`(counts, positions)`: how many entries rows `idx` have (none where
-        `idx < 0`), and where they are in `keys`, concatenated."""
+        `idx < 0`; `nonneg` says there is no such index), and where they are in
+        `keys`, concatenated."""
+        negative = not nonneg and len(idx) and idx.min() < 0
         if self.nnz == self.size:  # one entry per row: row `r` is entry `r`
-            if len(idx) and idx.min() < 0:
+            if negative:
                 valid = idx >= 0
                 return valid.astype(_INT), idx[valid]
             return np.ones(len(idx), _INT), idx
         indptr = self.indptr
-        if len(idx) and idx.min() < 0:
+        if negative:
             valid = idx >= 0
             safe = np.where(valid, idx, 0)
             starts = indptr[safe]
@@ -136,11 +140,12 @@ class _Sets:
         offsets = np.repeat(starts - ends + counts, counts)
         return counts, np.arange(total, dtype=_INT) + offsets
 
-    def take(self, idx) -> _Sets:
-        """Row `k` of the result is row `idx[k]` (empty where `idx[k] < 0`)."""
+    def take(self, idx, nonneg: bool = False) -> _Sets:
+        """Row `k` of the result is row `idx[k]` (empty where `idx[k] < 0`;
+        `nonneg` says there is no such index)."""
         idx = np.asarray(idx, dtype=_INT).ravel()
         _check_room(len(idx), self.shift)
-        counts, positions = self.gather(idx)
+        counts, positions = self.gather(idx, nonneg)
         moves = (np.arange(len(idx), dtype=_INT) - idx) << self.shift
         if len(positions) == len(idx):  # one entry per row, none dropped
             out = _Sets(self.keys[positions] + moves, len(idx), self.shift)
@@ -338,14 +343,16 @@ class DependencySets:
         )
 
 
-def take(deps: DependencySets | None, idx: np.ndarray) -> DependencySets | None:
+def take(
+    deps: DependencySets | None, idx: np.ndarray, *, nonneg: bool = False
+) -> DependencySets | None:
     """Element `k` of the result has the sets of element `idx[k]` of `deps`
-    (none when `idx[k] < 0`)."""
+    (none when `idx[k] < 0`; `nonneg=True` promises there is no such index)."""
     if deps is None:
         return None
     idx = np.asarray(idx, dtype=_INT).ravel()
-    hess = None if deps._hess is None else deps._hess.take(idx)
-    return deps._new(deps._jac.take(idx), hess)
+    hess = None if deps._hess is None else deps._hess.take(idx, nonneg)
+    return deps._new(deps._jac.take(idx, nonneg), hess)
 
 
 def _take_range(deps: DependencySets | None, lo: int, hi: int) -> DependencySets | None:

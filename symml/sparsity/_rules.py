@@ -47,12 +47,13 @@ class _IndexMap:
     built once per signature and cached (`_cached_map`); a map that is a run of
     consecutive indices (`start` is set) is applied as a slice of the sets."""
 
-    __slots__ = ("idx", "start")
+    __slots__ = ("idx", "start", "nonneg")
 
     def __init__(self, idx: np.ndarray):
         idx = np.ascontiguousarray(idx, dtype=np.int64).ravel()
         idx.flags.writeable = False
         self.idx = idx
+        self.nonneg = not len(idx) or bool(idx.min() >= 0)
         self.start: int | None = None
         if not len(idx):
             self.start = 0
@@ -66,7 +67,7 @@ class _IndexMap:
             return None
         if self.start is not None:
             return _take_range(d, self.start, self.start + len(self.idx))
-        return take(d, self.idx)
+        return take(d, self.idx, nonneg=self.nonneg)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -94,8 +95,12 @@ def _broadcast(d: Deps, shape: tuple[int, ...], out_shape: tuple[int, ...]) -> D
 
 
 def _broadcast_inputs(ctx: RuleContext) -> list[Deps]:
+    deps = ctx.deps
+    size = ctx.eqn.outvars[0].aval.size
+    if all(d is None or d.size == size for d in deps):
+        return deps  # an input of the output's size has the output's shape
     out = ctx.out_shape(0)
-    return [_broadcast(d, ctx.in_shape(i), out) for i, d in enumerate(ctx.deps)]
+    return [_broadcast(d, ctx.in_shape(i), out) for i, d in enumerate(deps)]
 
 
 def _dense(d: Deps, out_size: int) -> Deps:
@@ -208,8 +213,13 @@ def _index_rule(builder: Callable[..., np.ndarray], *names: str):
     index, or -1 for none."""
 
     def rule(ctx: RuleContext) -> list[Deps]:
-        key = tuple(_hashable(ctx.params[name]) for name in names)
-        return [_cached_map(builder, ctx.in_shape(0), *key).apply(ctx.deps[0])]
+        params, shape = ctx.params, ctx.in_shape(0)
+        key = tuple(params[name] for name in names)
+        try:
+            index_map = _cached_map(builder, shape, *key)
+        except TypeError:  # a list among the parameters
+            index_map = _cached_map(builder, shape, *_hashable(key))
+        return [index_map.apply(ctx.deps[0])]
 
     return rule
 
