@@ -19,6 +19,7 @@ All operations return new objects: sets are never modified in place.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -42,6 +43,23 @@ _INT = np.int64
 def _bits(n: int) -> int:
     """Bits for an index in `[0, n)`."""
     return max(int(n - 1).bit_length(), 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _arange(size: int) -> np.ndarray:
+    """`0, ..., size - 1`, shared (read-only): the row pointers of sets with one
+    entry per row."""
+    out = np.arange(size, dtype=_INT)
+    out.flags.writeable = False
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _row_keys(size: int, shift: int) -> np.ndarray:
+    """`row << shift` for every row, shared (read-only)."""
+    out = _arange(size) << shift
+    out.flags.writeable = False
+    return out
 
 
 def _dedupe_sorted(keys: np.ndarray) -> np.ndarray:
@@ -145,11 +163,16 @@ class _Sets:
         `nonneg` says there is no such index)."""
         idx = np.asarray(idx, dtype=_INT).ravel()
         _check_room(len(idx), self.shift)
+        if nonneg and self.nnz == self.size:  # one entry per row, none dropped
+            cols = self.keys[idx] & ((1 << self.shift) - 1)
+            out = _Sets(cols + _row_keys(len(idx), self.shift), len(idx), self.shift)
+            out._indptr = _arange(len(idx) + 1)
+            return out
         counts, positions = self.gather(idx, nonneg)
         moves = (np.arange(len(idx), dtype=_INT) - idx) << self.shift
         if len(positions) == len(idx):  # one entry per row, none dropped
             out = _Sets(self.keys[positions] + moves, len(idx), self.shift)
-            out._indptr = np.arange(len(idx) + 1, dtype=_INT)
+            out._indptr = _arange(len(idx) + 1)
             return out
         out = _Sets(
             self.keys[positions] + np.repeat(moves, counts), len(idx), self.shift
@@ -164,7 +187,7 @@ class _Sets:
         shift = self.shift
         if self.nnz == self.size:  # one entry per row: row `r` is entry `r`
             out = _Sets(self.keys[lo:hi] - (lo << shift), hi - lo, shift)
-            out._indptr = np.arange(hi - lo + 1, dtype=_INT)
+            out._indptr = _arange(hi - lo + 1)
             return out
         indptr = self.indptr
         start = int(indptr[lo])
