@@ -16,6 +16,7 @@ side per observation.
 """
 
 import dataclasses
+import functools
 import warnings
 from dataclasses import dataclass, field
 from functools import partial
@@ -29,6 +30,7 @@ import numpy as np
 
 from .._diffrax import SolveOptions, check_times
 from .._errors import DataError, FitError, SymmlWarning
+from ..discretization import DiscretizedModel
 from ..dsl import Data, ODEModel
 from ..dsl._data import as_datasets
 from ..lowering import AbstractSystem, CompiledRHS, Params
@@ -248,18 +250,26 @@ _KERNELS = {
 
 
 def local_polynomial(
-    t: np.ndarray, h: float, kernel: str, degree: int, at: np.ndarray | None = None
+    t: np.ndarray,
+    h: float,
+    kernel: str,
+    degree: int,
+    at: np.ndarray | None = None,
+    period: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The `(P, T)` matrices `S` and `D` of the local polynomial smoother of
     `degree` with bandwidth `h`: `S @ y` are the smoothed values at the times
     `at` (default: `t`, `P = T`), `D @ y` their derivatives (the value and
-    slope, at each of those times, of the polynomial fitted around it)."""
+    slope, at each of those times, of the polynomial fitted around it).
+    With `period`, distances wrap around it (a periodic coordinate)."""
     at = t if at is None else np.asarray(at, float)
     weights = _KERNELS[kernel]
     smooth = np.zeros((at.size, t.size))
     slope = np.zeros((at.size, t.size))
     for i in range(at.size):
         dt = t - at[i]
+        if period is not None:
+            dt = (dt + period / 2) % period - period / 2
         w = weights(dt / h)
         basis = np.vander(dt / h, degree + 1, increasing=True)
         gram = basis.T @ (w[:, None] * basis)
@@ -281,6 +291,59 @@ def _bandwidths(t: np.ndarray, degree: int) -> np.ndarray:
         low = max(low, distances[min(degree + 1, t.size - 1)])
     low *= 1.0 + 1e-9
     return np.geomspace(low, max(span / 2, low * 1.01), 40)
+
+
+def _space_axes(system) -> list[tuple]:
+    """`(variable, coordinates, period or None)` per spatial axis of a
+    discretised PDE, in the order of its states' array axes; `[]` for other
+    systems."""
+    if not isinstance(system, DiscretizedModel):
+        return []
+    model = system.model
+    out = []
+    for var, coords in system.grid.items():
+        lo, hi = (float(b) for b in model.domain[var])
+        periodic = model.boundary[var] == "periodic"
+        out.append((var, np.asarray(coords, float), hi - lo if periodic else None))
+    return out
+
+
+def _space_bandwidths(coords: np.ndarray, period: float | None, degree: int):
+    """Candidate bandwidths along a spatial axis, as `_bandwidths` in time:
+    from the narrowest whose windows all hold `degree + 2` grid points to
+    half the axis (half the period on a periodic one)."""
+    low = 0.0
+    for centre in coords:
+        d = coords - centre
+        if period is not None:
+            d = (d + period / 2) % period - period / 2
+        low = max(low, np.sort(np.abs(d))[min(degree + 1, coords.size - 1)])
+    low *= 1.0 + 1e-9
+    span = period if period is not None else coords[-1] - coords[0]
+    return np.geomspace(low, max(span / 2, low * 1.01), 40)
+
+
+def _along(y: np.ndarray, matrices) -> np.ndarray:
+    """`y` with `matrices[k]` applied along its axis `k` (`None`: none)."""
+    for k, m in enumerate(matrices):
+        if m is not None:
+            y = np.moveaxis(np.tensordot(m, y, axes=(1, k)), 0, k)
+    return y
+
+
+def _tensor_loo_error(y: np.ndarray, matrices) -> float:
+    """`_loo_error` of the tensor-product smoother that applies
+    `matrices[k]` along axis `k` of `y` (`None`: none): a local polynomial
+    fit in several variables at once, whose leverages are the products of
+    the factors' (the diagonal of a Kronecker product)."""
+    diagonals = [
+        np.ones(n) if m is None else np.diag(m)
+        for n, m in zip(y.shape, matrices, strict=True)
+    ]
+    leverage = functools.reduce(np.multiply.outer, diagonals)
+    if np.any(leverage >= 1 - 1e-8):
+        return np.inf
+    return float(np.mean(((y - _along(y, matrices)) / (1 - leverage)) ** 2))
 
 
 def _loo_error(smooth: np.ndarray, y: np.ndarray) -> float:
@@ -305,12 +368,15 @@ class DerivativeEstimates:
     - `smoothing`: `{state: bandwidth}` for the kernel smoother; `{state:
       None}` for the smoothing spline (scipy chooses each spline's penalty by
       generalised cross-validation and does not report it).
+    - `space_smoothing`: for the fields of a discretised PDE smoothed in
+      space too, `{state: {spatial variable: bandwidth}}`; empty otherwise.
     """
 
     t: np.ndarray
     values: dict[str, np.ndarray]
     derivatives: dict[str, np.ndarray]
     smoothing: dict[str, float]
+    space_smoothing: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
@@ -377,11 +443,28 @@ class Collocation(AbstractFitMethod):
     - `match`: `"integral"` (the default) or `"derivative"`, see above.
     - `nodes`: the Gauss–Legendre points per interval of integral matching
       (3 by default: exact for polynomials of degree 5 in time).
+    - `smooth_space`: for a discretised PDE ([`discretize`][symml.discretize]),
+      smooth its fields in space too (`True`, the default). The right-hand
+      side differentiates the states in space by finite differences, which
+      amplify noise by `1/h²` for a second derivative: smoothed in time
+      alone, noisy fields make the diffusion term mostly noise, and its
+      coefficient comes out far too small (errors in the regressors bias a
+      fit towards zero). In space the smoother is the same local polynomial
+      along each grid axis (distances wrapping round a periodic axis), and
+      the smoothing is their tensor product with time's.
+    - `space_bandwidth`: the spatial kernel's half-width, in the units of the
+      spatial variables, for every axis. `None` (the default) chooses it per
+      axis and state with the time bandwidth, by the leave-one-out error of
+      the tensor-product smoother (closed form: its leverages are the
+      products of the factors'), minimised one bandwidth at a time until none
+      changes; candidates run from the narrowest whose windows hold
+      `degree + 2` grid points to half the axis.
     - `derivatives`: the scheme of derivatives of networks in the model (as
       in [`lower`][symml.lower]).
 
     The derivative estimates are available before fitting,
-    `Collocation().estimate(data)`, and on the result,
+    `Collocation().estimate(data)` (`estimate(data, system)` to smooth a
+    discretised PDE's fields in space as the fit does), and on the result,
     `result.estimates`.
     """
 
@@ -395,6 +478,8 @@ class Collocation(AbstractFitMethod):
     degree: int = 2
     match: str = "integral"
     nodes: int = 3
+    smooth_space: bool = True
+    space_bandwidth: float | None = None
     derivatives: Any = None
 
     def __post_init__(self):
@@ -406,19 +491,34 @@ class Collocation(AbstractFitMethod):
         positive_integer(self.degree, "degree", owner)
         if self.bandwidth is not None:
             positive_number(self.bandwidth, "bandwidth", owner)
+        if not isinstance(self.smooth_space, bool):
+            raise FitError(
+                f"`smooth_space` of `{owner}` must be True or False; got "
+                f"{self.smooth_space!r}."
+            )
+        if self.space_bandwidth is not None:
+            positive_number(self.space_bandwidth, "space_bandwidth", owner)
 
-    def estimate(self, data: Data | list[Data]) -> list[DerivativeEstimates]:
+    def estimate(
+        self, data: Data | list[Data], system: AbstractSystem | None = None
+    ) -> list[DerivativeEstimates]:
         """Smooth each trajectory's observations and estimate their time
         derivatives.
 
         **Arguments:**
 
         - `data`: a [`Data`][symml.Data] or a list of them.
+        - `system`: the system to be fitted; a discretised PDE's fields are
+          then smoothed in space too (see `smooth_space`).
 
         **Returns:** one [`DerivativeEstimates`][symml.training.DerivativeEstimates]
         per trajectory.
         """
-        datasets = as_datasets(data)
+        return self._estimates(as_datasets(data), system)[1]
+
+    def _estimates(self, datasets: list[Data], system) -> tuple[list, list]:
+        """The data smoothed in space (unchanged where not), and the
+        estimates."""
         names = list(dict.fromkeys(n for d in datasets for n in d.values))
         for d in datasets:
             minimum = 5 if self.smoother == "spline" else self.degree + 2
@@ -427,16 +527,125 @@ class Collocation(AbstractFitMethod):
                     f"`Collocation` needs at least {minimum} observation times per "
                     f"trajectory to estimate derivatives; one has {d.t.size}."
                 )
-        if self.smoother == "spline":
-            return [self._spline(d) for d in datasets]
-        smoothing = {}
+        axes = _space_axes(system) if self.smooth_space else []
+        shape = tuple(c.size for _, c, _ in axes)
+        smoothing, in_space = {}, {}
         for name in names:
-            if self.bandwidth is not None:
-                smoothing[name] = float(self.bandwidth)
-                continue
-            smoothing[name] = self._choose_bandwidth(
-                [(d.t, d.values[name]) for d in datasets if name in d.values], name
+            series = [(d.t, d.values[name]) for d in datasets if name in d.values]
+            if axes and all(v.shape[1:] == shape for _, v in series):
+                smoothing[name], in_space[name] = self._choose_space(series, name, axes)
+            elif self.smoother == "kernel":
+                smoothing[name] = (
+                    float(self.bandwidth)
+                    if self.bandwidth is not None
+                    else self._choose_bandwidth(series, name)
+                )
+        if in_space:
+            datasets = [self._in_space(d, in_space, axes) for d in datasets]
+        if self.smoother == "spline":
+            out = [self._spline(d) for d in datasets]
+        else:
+            out = self._kernel(datasets, smoothing)
+        return datasets, [
+            dataclasses.replace(
+                e, space_smoothing={k: v for k, v in in_space.items() if k in e.values}
             )
+            for e in out
+        ]
+
+    def _in_space(self, d: Data, in_space: dict, axes) -> Data:
+        values = dict(d.values)
+        for name, bandwidths in in_space.items():
+            if name in values:
+                values[name] = _along(
+                    values[name], [None, *self._space_matrices(axes, bandwidths, name)]
+                )
+        return Data(d.t, values)
+
+    def _space_matrices(self, axes, bandwidths: dict, name) -> list[np.ndarray]:
+        return [
+            self._matrices(
+                c, bandwidths[str(var)], name, period=period, what="space_bandwidth"
+            )[0]
+            for var, c, period in axes
+        ]
+
+    def _choose_space(self, series, name, axes) -> tuple[float | None, dict]:
+        """The time bandwidth (None for the spline) and `{variable:
+        bandwidth}` of a field's tensor-product smoother: fixed where given,
+        otherwise each minimising the pooled leave-one-out error with the
+        others held, in turn until none changes."""
+        spaces = [
+            [float(self.space_bandwidth)]
+            if self.space_bandwidth is not None
+            else _space_bandwidths(c, period, self.degree)
+            for _, c, period in axes
+        ]
+        if self.smoother == "spline":
+            times = [None]  # chosen afterwards, per column, by scipy
+        elif self.bandwidth is not None:
+            times = [float(self.bandwidth)]
+        else:
+            times = None
+            for t, _ in series:
+                c = _bandwidths(t, self.degree)
+                times = c if times is None else np.maximum(times, c)
+        cache, matrices = {}, {}
+
+        def matrix(k, coords, h, period=None):
+            # Along axis `k` (0: time) of one series: cached per bandwidth.
+            key = (k, id(coords), h)
+            if key not in matrices:
+                matrices[key] = local_polynomial(
+                    coords, h, self.kernel, self.degree, period=period
+                )[0]
+            return matrices[key]
+
+        def error(choice) -> float:
+            key = tuple(choice)
+            if key not in cache:
+                try:
+                    space = [
+                        matrix(k + 1, c, h, p)
+                        for k, ((_, c, p), h) in enumerate(
+                            zip(axes, key[1:], strict=True)
+                        )
+                    ]
+                    total = 0.0
+                    for t, v in series:
+                        time = None if key[0] is None else matrix(0, t, key[0])
+                        total += _tensor_loo_error(v, [time, *space]) * v.size
+                    cache[key] = total / sum(v.size for _, v in series)
+                except np.linalg.LinAlgError:
+                    cache[key] = np.inf
+            return cache[key]
+
+        candidates = [times, *spaces]
+        # Start from time's choice as for an ODE and the narrowest windows in
+        # space, then minimise over one bandwidth at a time, space first.
+        choice = [times[0], *(c[0] for c in spaces)]
+        if len(times) > 1:
+            choice[0] = self._choose_bandwidth(series, name)
+        for _ in range(20):
+            before = list(choice)
+            for k in [*range(1, len(choice)), 0]:
+                errors = np.asarray(
+                    [error([*choice[:k], h, *choice[k + 1 :]]) for h in candidates[k]]
+                )
+                if not np.any(np.isfinite(errors)):
+                    raise FitError(
+                        f"No bandwidths smooth the observations of `{name}`; give "
+                        "`bandwidth=` and `space_bandwidth=` explicitly."
+                    )
+                choice[k] = candidates[k][int(np.nanargmin(errors))]
+            if choice == before:
+                break
+        chosen = {
+            str(var): float(h) for (var, _, _), h in zip(axes, choice[1:], strict=True)
+        }
+        return (None if choice[0] is None else float(choice[0])), chosen
+
+    def _kernel(self, datasets: list[Data], smoothing: dict) -> list:
         out = []
         for d in datasets:
             values, slopes = {}, {}
@@ -456,14 +665,14 @@ class Collocation(AbstractFitMethod):
             )
         return out
 
-    def _matrices(self, t, h, name, at=None):
+    def _matrices(self, t, h, name, at=None, period=None, what="bandwidth"):
         try:
-            return local_polynomial(t, h, self.kernel, self.degree, at)
+            return local_polynomial(t, h, self.kernel, self.degree, at, period)
         except np.linalg.LinAlgError:
             raise FitError(
-                f"`bandwidth={h:g}` is too narrow for the observations of `{name}`: "
-                f"some windows hold fewer than {self.degree + 1} times. Give a wider "
-                "bandwidth, or `bandwidth=None` to choose it."
+                f"`{what}={h:g}` is too narrow for `{name}`: some windows hold "
+                f"fewer than {self.degree + 1} points. Give a wider one, or "
+                f"`{what}=None` to choose it."
             ) from None
 
     def _choose_bandwidth(self, series, name) -> float:
@@ -555,9 +764,10 @@ class Collocation(AbstractFitMethod):
         for d in datasets:
             _observed_layout(system, d, "Collocation")
             check_times(d.t, dtype, DataError, "the data's `t`")
-        estimates = self.estimate(datasets)
+        # `smoothed`: the data smoothed in space, where that applies.
+        smoothed_data, estimates = self._estimates(datasets, system)
         us, targets, times, weights, starts = [], [], [], [], []
-        for d, e in zip(datasets, estimates, strict=True):
+        for d, e in zip(smoothed_data, estimates, strict=True):
             smoothed = _observed_layout(system, Data(e.t, e.values), "Collocation")
             starts.append(smoothed[0])
             if self.match == "integral":
