@@ -118,16 +118,22 @@ def test_ode_taylor_coefficients_match_jet(getkey):
         return net(z) * jnp.sin(t) + 0.1 * z
 
     z0, t0, order = jnp.array([0.3, -0.2, 0.5]), 0.7, 5
-    ours = ode_taylor_coefficients(f, t0, z0, mlp, order)
+    # Both under `jit`: eager Taylor series dispatch (and compile) every
+    # operation on its own.
+    ours = jax.jit(lambda z: ode_taylor_coefficients(f, t0, z, mlp, order))(z0)
 
     def g(w):
         return jnp.concatenate([jnp.ones(1), f(w[0], w[1:], mlp)])
 
-    w0 = jnp.concatenate([jnp.array([t0]), z0])
-    derivatives = [g(w0)]  # d^k w/dt^k, k = 1..
-    for _ in range(1, order):
-        _, series = jet.jet(g, (w0,), (derivatives,))
-        derivatives = [g(w0), *series]
+    @jax.jit
+    def recursion(w0):
+        derivatives = [g(w0)]  # d^k w/dt^k, k = 1..
+        for _ in range(1, order):
+            _, series = jet.jet(g, (w0,), (derivatives,))
+            derivatives = [g(w0), *series]
+        return derivatives
+
+    derivatives = recursion(jnp.concatenate([jnp.array([t0]), z0]))
     for k in range(1, order + 1):
         np.testing.assert_allclose(
             ours[k] * math.factorial(k), derivatives[k - 1][1:], rtol=1e-12, atol=1e-14
