@@ -805,3 +805,31 @@ def test_sparse_lu_reports_a_singular_matrix():
     )
     assert sol.result == lx.RESULTS.singular
     assert np.all(np.isnan(np.asarray(sol.value)))
+
+
+def _row_blocks(x, rows):
+    """Runs of consecutive rows, a column reversal and stacks, of sets with
+    several inputs per element."""
+    a = x.reshape(rows, 4)
+    s = jnp.sin(a) * jnp.roll(a, 1, 0) + jnp.roll(a, -1, 1)
+    blocks = jnp.concatenate([s[2:], s[:2]], 0)
+    return jnp.stack([blocks, blocks[:, ::-1] * a[:1]], 0).ravel()
+
+
+@pytest.mark.parametrize("rows", [3, 5, 6])
+def test_row_runs_and_permutations(rows, getkey):
+    """Index maps of slices, reversals, concatenations and stacks are built once
+    per shape and reused: every shape, and a repeated call, matches the dense
+    Jacobian and Hessian."""
+
+    def fn(x):
+        return _row_blocks(x, rows)
+
+    def energy(x):
+        return jnp.sum(fn(x) ** 2 * x[-1])
+
+    x = jnp.zeros(rows * 4)
+    jac, hess = _dense_pattern(fn, x, (), getkey), _hessian_pattern(energy, x, getkey)
+    for _ in range(2):
+        np.testing.assert_array_equal(jacobian_sparsity(fn, x).toarray(), jac)
+        np.testing.assert_array_equal(hessian_sparsity(energy, x).toarray(), hess)
