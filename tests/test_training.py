@@ -244,7 +244,13 @@ def test_multiple_shooting_recovers_a_parameter_and_joins_segments():
         sm.fit(model, sm.Data(ts, {x: xs}), method=sm.SolveInLoop(shooting=40))
 
 
-def test_penalty_on_a_derivative_of_an_unknown():
+# Each scheme compiles the penalty, the loss and its gradient on its own; the
+# fast subset keeps the Taylor case, and test_derivatives.py checks the
+# forward scheme's derivatives of networks against nested jax.jacfwd.
+@pytest.mark.parametrize(
+    "scheme", [pytest.param("forward", marks=pytest.mark.slow), "taylor"]
+)
+def test_penalty_on_a_derivative_of_an_unknown(scheme):
     import equinox as eqx
     import jax
 
@@ -256,47 +262,46 @@ def test_penalty_on_a_derivative_of_an_unknown():
         weight=0.5,
         points=64,
     )
-    for scheme in ("forward", "taylor"):
-        method = sm.SolveInLoop(penalties=[penalty], derivatives=scheme)
-        problem = method.prepare(model, data, seed=0, dtype=jnp.float64, init=None)
-        trainable, static = problem.trainable, problem.static
-        (compiled,) = static.penalties
-        # Evaluated compiled: eager calls dispatch every operation on its own.
-        value = eqx.filter_jit(compiled)
+    method = sm.SolveInLoop(penalties=[penalty], derivatives=scheme)
+    problem = method.prepare(model, data, seed=0, dtype=jnp.float64, init=None)
+    trainable, static = problem.trainable, problem.static
+    (compiled,) = static.penalties
+    # Evaluated compiled: eager calls dispatch every operation on its own.
+    value = eqx.filter_jit(compiled)
 
-        # The penalty's value: the mean of the squared input derivatives of the
-        # network at the sample points, weighted.
-        net = trainable.params.networks["U"]
-        jac = jax.vmap(jax.jacfwd(net))(compiled.points)
-        expected = float(0.5 * np.mean(jac[:, 0, 0] ** 2 + jac[:, 1, 1] ** 2))
-        assert float(value(trainable.params)) == pytest.approx(expected, rel=1e-12)
-        terms = eqx.filter_jit(problem.loss)(trainable, static)[1]
-        assert float(terms["penalty 0"]) == pytest.approx(expected, rel=1e-12)
+    # The penalty's value: the mean of the squared input derivatives of the
+    # network at the sample points, weighted.
+    net = trainable.params.networks["U"]
+    jac = jax.vmap(jax.jacfwd(net))(compiled.points)
+    expected = float(0.5 * np.mean(jac[:, 0, 0] ** 2 + jac[:, 1, 1] ** 2))
+    assert float(value(trainable.params)) == pytest.approx(expected, rel=1e-12)
+    terms = eqx.filter_jit(problem.loss)(trainable, static)[1]
+    assert float(terms["penalty 0"]) == pytest.approx(expected, rel=1e-12)
 
-        # Its gradient with respect to the weights, against central differences.
-        grad = eqx.filter_jit(eqx.filter_grad(compiled))(trainable.params)
-        arrays, rest = eqx.partition(trainable.params, eqx.is_inexact_array)
-        leaves, treedef = jax.tree.flatten(arrays)
-        rng = np.random.default_rng(0)
-        direction = jax.tree.unflatten(
-            treedef, [jnp.asarray(rng.standard_normal(a.shape)) for a in leaves]
+    # Its gradient with respect to the weights, against central differences.
+    grad = eqx.filter_jit(eqx.filter_grad(compiled))(trainable.params)
+    arrays, rest = eqx.partition(trainable.params, eqx.is_inexact_array)
+    leaves, treedef = jax.tree.flatten(arrays)
+    rng = np.random.default_rng(0)
+    direction = jax.tree.unflatten(
+        treedef, [jnp.asarray(rng.standard_normal(a.shape)) for a in leaves]
+    )
+
+    def along(h, direction=direction, arrays=arrays, rest=rest, value=value):
+        moved = jax.tree.map(lambda w, dw: w + h * dw, arrays, direction)
+        return float(value(eqx.combine(moved, rest)))
+
+    h = 1e-4
+    fd = (-along(2 * h) + 8 * along(h) - 8 * along(-h) + along(-2 * h)) / (12 * h)
+    ad = sum(
+        float(jnp.vdot(g, d))
+        for g, d in zip(
+            jax.tree.leaves(eqx.filter(grad, eqx.is_inexact_array)),
+            jax.tree.leaves(direction),
+            strict=True,
         )
-
-        def along(h, direction=direction, arrays=arrays, rest=rest, value=value):
-            moved = jax.tree.map(lambda w, dw: w + h * dw, arrays, direction)
-            return float(value(eqx.combine(moved, rest)))
-
-        h = 1e-4
-        fd = (-along(2 * h) + 8 * along(h) - 8 * along(-h) + along(-2 * h)) / (12 * h)
-        ad = sum(
-            float(jnp.vdot(g, d))
-            for g, d in zip(
-                jax.tree.leaves(eqx.filter(grad, eqx.is_inexact_array)),
-                jax.tree.leaves(direction),
-                strict=True,
-            )
-        )
-        assert ad == pytest.approx(fd, rel=1e-6)
+    )
+    assert ad == pytest.approx(fd, rel=1e-6)
 
 
 def test_penalty_errors():
