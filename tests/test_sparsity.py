@@ -12,6 +12,7 @@ from symml._jaxpr import CALL_PRIMITIVES
 from symml.sparsity import (
     SparseJacobian,
     SparseLU,
+    _rules,
     check_coloring,
     check_row_coloring,
     check_star_coloring,
@@ -816,11 +817,14 @@ def _row_blocks(x, rows):
     return jnp.stack([blocks, blocks[:, ::-1] * a[:1]], 0).ravel()
 
 
+@pytest.mark.parametrize("tiny_cache", [False, True])
 @pytest.mark.parametrize("rows", [3, 5, 6])
-def test_row_runs_and_permutations(rows, getkey):
+def test_row_runs_and_permutations(rows, tiny_cache, getkey, monkeypatch):
     """Index maps of slices, reversals, concatenations and stacks are built once
-    per shape and reused: every shape, and a repeated call, matches the dense
-    Jacobian and Hessian."""
+    per shape and reused (or evicted at once from a cache of no room): every
+    shape, and a repeated call, matches the dense Jacobian and Hessian."""
+    if tiny_cache:
+        monkeypatch.setattr(_rules, "_MAPS_MAX_BYTES", 0)
 
     def fn(x):
         return _row_blocks(x, rows)
@@ -833,3 +837,16 @@ def test_row_runs_and_permutations(rows, getkey):
     for _ in range(2):
         np.testing.assert_array_equal(jacobian_sparsity(fn, x).toarray(), jac)
         np.testing.assert_array_equal(hessian_sparsity(energy, x).toarray(), hess)
+
+
+def test_pattern_owns_its_arrays():
+    """Editing a returned pattern in place leaves later detections unchanged
+    (internal row pointers are shared between sets)."""
+
+    def fn(x):
+        return x[::-1] * 2.0
+
+    x = jnp.zeros(5)
+    first = jacobian_sparsity(fn, x)
+    first.indptr[1:] = 0  # the user's own matrix, now emptied
+    np.testing.assert_array_equal(jacobian_sparsity(fn, x).toarray(), np.eye(5)[::-1])

@@ -128,7 +128,10 @@ class _Sets:
     def to_scipy(self, width: int, cols: np.ndarray | None = None) -> ssp.csr_matrix:
         cols = self.cols if cols is None else cols
         data = np.ones(self.nnz, dtype=bool)
-        return ssp.csr_matrix((data, cols, self.indptr), shape=(self.size, width))
+        indptr = self.indptr
+        if not indptr.flags.writeable:  # shared row pointers: the caller's own copy
+            indptr = indptr.copy()
+        return ssp.csr_matrix((data, cols, indptr), shape=(self.size, width))
 
     def gather(
         self, idx: np.ndarray, nonneg: bool = False

@@ -136,7 +136,8 @@ def jacobian_sparsity(
         d._jac if d is not None else _Sets.empty(math.prod(leaf.shape), shift)
         for d, leaf in zip(outs, out_leaves, strict=True)
     ]
-    return _vstack_sets(blocks).to_scipy(x.size)
+    stacked = blocks[0] if len(blocks) == 1 else _vstack_sets(blocks)
+    return stacked.to_scipy(x.size)
 
 
 def hessian_sparsity(

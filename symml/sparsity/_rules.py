@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import functools
+import collections
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -70,11 +70,27 @@ class _IndexMap:
         return take(d, self.idx, nonneg=self.nonneg)
 
 
-@functools.lru_cache(maxsize=4096)
+_MAPS: collections.OrderedDict = collections.OrderedDict()
+_MAPS_BYTES = [0]
+_MAPS_MAX_BYTES = 64 * 2**20
+
+
 def _cached_map(builder: Callable[..., np.ndarray], *key) -> _IndexMap:
     """`_IndexMap(builder(*key))`, built once per `(builder, key)`; `key` holds
-    shapes and parameters (hashable tuples)."""
-    return _IndexMap(builder(*key))
+    shapes and parameters (hashable tuples). The least recently used maps are
+    dropped beyond 64 MB of indices."""
+    full = (builder, *key)
+    index_map = _MAPS.get(full)
+    if index_map is not None:
+        _MAPS.move_to_end(full)
+        return index_map
+    index_map = _IndexMap(builder(*key))
+    _MAPS[full] = index_map
+    _MAPS_BYTES[0] += index_map.idx.nbytes
+    while _MAPS_BYTES[0] > _MAPS_MAX_BYTES and len(_MAPS) > 1:
+        _, dropped = _MAPS.popitem(last=False)
+        _MAPS_BYTES[0] -= dropped.idx.nbytes
+    return index_map
 
 
 def _hashable(value):
