@@ -12,6 +12,7 @@ the same result, bit for bit, as a fit that was never interrupted.
 import hashlib
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import equinox as eqx
@@ -50,10 +51,37 @@ def _directory(path) -> Path:
     return path
 
 
-class Checkpointer:
-    """Writes checkpoints of one fit into `directory`, keeping the last two."""
+def check_checkpointing(checkpoint, checkpoint_every, resume, what: str = "fit"):
+    """`checkpoint`, `checkpoint_every` and `resume` of `fit` (or of what
+    `what` names); returns `checkpoint_every` with its default."""
+    if checkpoint_every is not None and checkpoint is None:
+        raise FitError("`checkpoint_every` needs `checkpoint=` (a directory).")
+    if checkpoint is not None:
+        if checkpoint_every is None:
+            checkpoint_every = 100
+        if (
+            isinstance(checkpoint_every, bool)
+            or not isinstance(checkpoint_every, int | np.integer)
+            or checkpoint_every < 1
+        ):
+            raise FitError(
+                f"`checkpoint_every` must be a positive integer; got "
+                f"{checkpoint_every!r}."
+            )
+    if resume is not None and checkpoint_every is None:
+        raise FitError(
+            f"`resume` needs the `checkpoint=` and `checkpoint_every=` of the {what} "
+            "that wrote it, so the steps line up exactly."
+        )
+    return checkpoint_every
 
-    def __init__(self, directory, problem: Problem, phases: list[Phase]):
+
+class CheckpointFiles:
+    """A checkpoint directory (created): each checkpoint's arrays, then its
+    metadata, then the pointer `latest.json`, each written atomically; the
+    last two checkpoints kept."""
+
+    def __init__(self, directory):
         self.directory = _directory(directory)
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -62,23 +90,20 @@ class Checkpointer:
                 f"Cannot create the checkpoint directory `{self.directory}`: "
                 f"{e.strerror}."
             ) from None
-        self.problem = problem
-        self.phases = phases
         self._written: list[str] = []
 
-    def __call__(self, state: LoopState) -> None:
+    def write(self, state: LoopState, meta: dict) -> None:
+        """Write `state`'s carry and static arrays with `meta` (the format,
+        phase, step and arrays' file name added)."""
         stem = f"phase{state.phase}-step{state.step}"
         buffer = io.BytesIO()
         eqx.tree_serialise_leaves(buffer, (state.carry, state.static))
         write_bytes(self.directory / f"{stem}.eqx", buffer.getvalue(), error=FitError)
-        rng = self.problem.rng
         meta = {
             "format": FORMAT,
-            "fingerprint": self.problem.fingerprint,
             "phase": state.phase,
             "step": state.step,
-            "history": {k: [float(v) for v in vs] for k, vs in state.history.items()},
-            "rng": None if rng is None else rng.bit_generator.state,
+            **meta,
             "arrays": f"{stem}.eqx",
         }
         write_text(self.directory / f"{stem}.json", json.dumps(meta), error=FitError)
@@ -94,15 +119,50 @@ class Checkpointer:
         self._written = self._written[-2:]
 
 
-def load(directory, problem: Problem, phases: list[Phase]) -> LoopState:
-    """The `LoopState` saved in `directory` for this problem; restores the
-    host's random generator in place."""
+class Checkpointer:
+    """Writes checkpoints of one fit into `directory`, keeping the last two."""
+
+    def __init__(self, directory, problem: Problem, phases: list[Phase]):
+        self.files = CheckpointFiles(directory)
+        self.directory = self.files.directory
+        self.problem = problem
+        self.phases = phases
+
+    def __call__(self, state: LoopState) -> None:
+        rng = self.problem.rng
+        self.files.write(
+            state,
+            {
+                "fingerprint": self.problem.fingerprint,
+                "history": {
+                    k: [float(v) for v in vs] for k, vs in state.history.items()
+                },
+                "rng": None if rng is None else rng.bit_generator.state,
+            },
+        )
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who reads a checkpoint, for the messages: `what` ("fit"), the call
+    that writes one (`fit`) and what its fingerprint covers."""
+
+    what: str
+    call: str
+    covers: str
+
+
+FIT = Reader("fit", "fit", "a different model, data, seed or options")
+
+
+def read_meta(directory, reader: Reader = FIT) -> tuple[Path, dict]:
+    """The checkpoint directory and the metadata of its latest checkpoint."""
     directory = _directory(directory)
     pointer = directory / "latest.json"
     if not pointer.is_file():
         raise FitError(
             f"`resume={str(directory)!r}` holds no checkpoint (no `latest.json`); "
-            "pass a directory written by `fit(..., checkpoint=...)`."
+            f"pass a directory written by `{reader.call}(..., checkpoint=...)`."
         )
     try:
         stem = json.loads(pointer.read_text())["checkpoint"]
@@ -110,41 +170,63 @@ def load(directory, problem: Problem, phases: list[Phase]) -> LoopState:
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise FitError(
             f"The checkpoint in `{directory}` is unreadable ({e}); it may be from "
-            "an interrupted copy. Start the fit again without `resume=`."
+            f"an interrupted copy. Start the {reader.what} again without `resume=`."
         ) from None
-    if meta.get("format") != FORMAT:
-        raise FitError(
-            f"The checkpoint in `{directory}` has format {meta.get('format')!r}; this"
-            f" version of symml reads format {FORMAT}. Start the fit again."
-        )
+    return directory, meta
+
+
+def check_meta(
+    directory: Path, meta: dict, problem: Problem, phases, reader: Reader = FIT
+) -> int:
+    """The checkpoint's phase, once its fingerprint is `problem`'s."""
     if meta.get("fingerprint") != problem.fingerprint:
         raise FitError(
-            f"The checkpoint in `{directory}` belongs to another fit (a different "
-            "model, data, seed or options); resume with exactly the arguments of "
-            "the fit that wrote it."
+            f"The checkpoint in `{directory}` belongs to another {reader.what} "
+            f"({reader.covers}); resume with exactly the arguments of the "
+            f"{reader.what} that wrote it."
         )
     phase = int(meta["phase"])
     if not 0 <= phase < len(phases):
         raise FitError(
             f"The checkpoint in `{directory}` names phase {phase}, which "
-            "this fit does not have."
+            f"this {reader.what} does not have."
         )
+    return phase
+
+
+def read_arrays(directory: Path, meta: dict, template, reader: Reader = FIT):
+    """The checkpoint's `(carry, static)`, shaped as `template`, with every
+    array a JAX array."""
     import jax
 
-    x_dynamic = eqx.filter(problem.trainable, eqx.is_array)
-    template = (
-        _new_carry(x_dynamic, phases[phase].optimizer, _loss_dtype(x_dynamic)),
-        problem.static,
-    )
     try:
         with open(directory / meta["arrays"], "rb") as f:
             carry, static = eqx.tree_deserialise_leaves(f, template)
     except (OSError, ValueError, RuntimeError) as e:
         raise FitError(
             f"The checkpoint arrays in `{directory}` are unreadable or truncated "
-            f"({type(e).__name__}); start the fit again without `resume=`."
+            f"({type(e).__name__}); start the {reader.what} again without `resume=`."
         ) from None
     carry = jax.tree.map(lambda a: jnp.asarray(a) if eqx.is_array(a) else a, carry)
+    return carry, static
+
+
+def load(directory, problem: Problem, phases: list[Phase]) -> LoopState:
+    """The `LoopState` saved in `directory` for this problem; restores the
+    host's random generator in place."""
+    directory, meta = read_meta(directory)
+    if meta.get("format") != FORMAT:
+        raise FitError(
+            f"The checkpoint in `{directory}` has format {meta.get('format')!r}; this"
+            f" version of symml reads format {FORMAT}. Start the fit again."
+        )
+    phase = check_meta(directory, meta, problem, phases)
+    x_dynamic = eqx.filter(problem.trainable, eqx.is_array)
+    template = (
+        _new_carry(x_dynamic, phases[phase].optimizer, _loss_dtype(x_dynamic)),
+        problem.static,
+    )
+    carry, static = read_arrays(directory, meta, template)
     if meta.get("rng") is not None and problem.rng is not None:
         problem.rng.bit_generator.state = meta["rng"]
     return LoopState(

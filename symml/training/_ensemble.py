@@ -9,8 +9,6 @@ state, convergence and failure. On a mesh the members are split over the
 devices, each device stepping its own with no communication.
 """
 
-import io
-import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -22,11 +20,19 @@ import numpy as np
 import sympy as sp
 
 from .._errors import FitError
-from .._files import write_bytes, write_text
 from ..dsl import Model
 from ..lowering import AbstractSystem
 from ..lowering._params import check_dtype
-from ._checkpoint import FORMAT, _directory, fingerprint
+from ._checkpoint import (
+    FORMAT,
+    CheckpointFiles,
+    Reader,
+    check_checkpointing,
+    check_meta,
+    fingerprint,
+    read_arrays,
+    read_meta,
+)
 from ._fit import _check_optimisation, _check_seed, _method_for
 from ._loop import LoopState, Phase, Problem, _loss_dtype, _new_members, optimize
 from ._method import AbstractFitMethod
@@ -189,109 +195,56 @@ def _between(problems: list[Problem]):
 
 
 class _EnsembleCheckpointer:
-    """Writes checkpoints of an ensemble as `fit` does (`_checkpoint.py`: the
-    arrays, then the metadata, then `latest.json`, each atomically; the last
-    two kept), with each member's history, the failed members and each
-    member's host random generator."""
+    """Writes checkpoints of an ensemble as `fit` does (`_checkpoint.py`),
+    with each member's history, the failed members and each member's host
+    random generator."""
 
     def __init__(self, directory, problem: Problem, problems: list[Problem]):
-        self.directory = _directory(directory)
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise FitError(
-                f"Cannot create the checkpoint directory `{self.directory}`: "
-                f"{e.strerror}."
-            ) from None
+        self.files = CheckpointFiles(directory)
         self.problem = problem
         self.problems = problems
-        self._written: list[str] = []
 
     def __call__(self, state: LoopState) -> None:
-        stem = f"phase{state.phase}-step{state.step}"
-        buffer = io.BytesIO()
-        eqx.tree_serialise_leaves(buffer, (state.carry, state.static))
-        write_bytes(self.directory / f"{stem}.eqx", buffer.getvalue(), error=FitError)
-        meta = {
-            "format": FORMAT,
-            "fingerprint": self.problem.fingerprint,
-            "members": len(self.problems),
-            "phase": state.phase,
-            "step": state.step,
-            "history": {
-                k: [[float(v) for v in per] for per in vs]
-                for k, vs in state.history.items()
+        self.files.write(
+            state,
+            {
+                "fingerprint": self.problem.fingerprint,
+                "members": len(self.problems),
+                "history": {
+                    k: [[float(v) for v in per] for per in vs]
+                    for k, vs in state.history.items()
+                },
+                "failures": {str(k): m for k, m in state.failures.items()},
+                "rng": [
+                    None if p.rng is None else p.rng.bit_generator.state
+                    for p in self.problems
+                ],
             },
-            "failures": {str(k): m for k, m in state.failures.items()},
-            "rng": [
-                None if p.rng is None else p.rng.bit_generator.state
-                for p in self.problems
-            ],
-            "arrays": f"{stem}.eqx",
-        }
-        write_text(self.directory / f"{stem}.json", json.dumps(meta), error=FitError)
-        write_text(
-            self.directory / "latest.json",
-            json.dumps({"checkpoint": stem}),
-            error=FitError,
         )
-        self._written.append(stem)
-        for old in self._written[:-2]:
-            for suffix in (".eqx", ".json"):
-                (self.directory / f"{old}{suffix}").unlink(missing_ok=True)
-        self._written = self._written[-2:]
+
+
+_ENSEMBLE = Reader(
+    "ensemble", "fit_ensemble", "a different model, data, seeds, bootstrap or options"
+)
 
 
 def _load(directory, problem: Problem, problems: list[Problem], phases) -> LoopState:
     """The `LoopState` of an ensemble saved in `directory`; restores each
     member's host random generator in place."""
-    directory = _directory(directory)
-    pointer = directory / "latest.json"
-    if not pointer.is_file():
-        raise FitError(
-            f"`resume={str(directory)!r}` holds no checkpoint (no `latest.json`); "
-            "pass a directory written by `fit_ensemble(..., checkpoint=...)`."
-        )
-    try:
-        stem = json.loads(pointer.read_text())["checkpoint"]
-        meta = json.loads((directory / f"{stem}.json").read_text())
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise FitError(
-            f"The checkpoint in `{directory}` is unreadable ({e}); it may be from "
-            "an interrupted copy. Start the ensemble again without `resume=`."
-        ) from None
+    directory, meta = read_meta(directory, _ENSEMBLE)
     if meta.get("format") != FORMAT or "members" not in meta:
         raise FitError(
             f"The checkpoint in `{directory}` is not an ensemble's of format "
             f"{FORMAT} (a single fit's is resumed by `fit(..., resume=...)`); "
             "start the ensemble again."
         )
-    if meta.get("fingerprint") != problem.fingerprint:
-        raise FitError(
-            f"The checkpoint in `{directory}` belongs to another ensemble (a "
-            "different model, data, seeds, bootstrap or options); resume with "
-            "exactly the arguments of the ensemble that wrote it."
-        )
-    phase = int(meta["phase"])
-    if not 0 <= phase < len(phases):
-        raise FitError(
-            f"The checkpoint in `{directory}` names phase {phase}, which "
-            "this ensemble does not have."
-        )
+    phase = check_meta(directory, meta, problem, phases, _ENSEMBLE)
     x_dynamic = eqx.filter(problem.trainable, eqx.is_array)
     template = (
         _new_members(None, x_dynamic, phases[phase].optimizer, _loss_dtype(x_dynamic)),
         problem.static,
     )
-    try:
-        with open(directory / meta["arrays"], "rb") as f:
-            carry, static = eqx.tree_deserialise_leaves(f, template)
-    except (OSError, ValueError, RuntimeError) as e:
-        raise FitError(
-            f"The checkpoint arrays in `{directory}` are unreadable or truncated "
-            f"({type(e).__name__}); start the ensemble again without `resume=`."
-        ) from None
-    carry = jax.tree.map(lambda a: jnp.asarray(a) if eqx.is_array(a) else a, carry)
+    carry, static = read_arrays(directory, meta, template, _ENSEMBLE)
     for p, state in zip(problems, meta["rng"], strict=True):
         if state is not None and p.rng is not None:
             p.rng.bit_generator.state = state
@@ -303,31 +256,6 @@ def _load(directory, problem: Problem, problems: list[Problem], phases) -> LoopS
         static=static,
         failures={int(k): m for k, m in meta["failures"].items()},
     )
-
-
-def _check_checkpointing(checkpoint, checkpoint_every, resume):
-    """`checkpoint`, `checkpoint_every` and `resume`, as `fit` checks them;
-    returns `checkpoint_every` with its default."""
-    if checkpoint_every is not None and checkpoint is None:
-        raise FitError("`checkpoint_every` needs `checkpoint=` (a directory).")
-    if checkpoint is not None:
-        if checkpoint_every is None:
-            checkpoint_every = 100
-        if (
-            isinstance(checkpoint_every, bool)
-            or not isinstance(checkpoint_every, int | np.integer)
-            or checkpoint_every < 1
-        ):
-            raise FitError(
-                f"`checkpoint_every` must be a positive integer; got "
-                f"{checkpoint_every!r}."
-            )
-    if resume is not None and checkpoint_every is None:
-        raise FitError(
-            "`resume` needs the `checkpoint=` and `checkpoint_every=` of the "
-            "ensemble that wrote it, so the steps line up exactly."
-        )
-    return checkpoint_every
 
 
 def fit_ensemble(
@@ -391,7 +319,9 @@ def fit_ensemble(
     phases = _phases(chosen, phases, steps, learning_rate, lbfgs_steps)
     dtype = check_dtype(dtype, "fit_ensemble", FitError)
     mesh = check_mesh(mesh, "fit_ensemble")
-    checkpoint_every = _check_checkpointing(checkpoint, checkpoint_every, resume)
+    checkpoint_every = check_checkpointing(
+        checkpoint, checkpoint_every, resume, "ensemble"
+    )
     if mesh is not None and len(seeds) % mesh_size(mesh):
         n = mesh_size(mesh)
         raise FitError(

@@ -10,7 +10,7 @@ from .._errors import FitError
 from ..dsl import FieldModel, Model, ODEModel, PDEModel
 from ..lowering import AbstractSystem
 from ..lowering._params import check_dtype
-from ._checkpoint import Checkpointer, load
+from ._checkpoint import Checkpointer, check_checkpointing, load
 from ._collocation import Collocation, CollocationThenSolve
 from ._loop import Phase, optimize
 from ._method import AbstractFitMethod
@@ -287,25 +287,7 @@ def fit(
                     f"`phases` must be a list of `symml.adam(...)`/`symml.lbfgs(...)`"
                     f" phases; item {i} is {type(p).__name__}."
                 )
-    if checkpoint_every is not None and checkpoint is None:
-        raise FitError("`checkpoint_every` needs `checkpoint=` (a directory).")
-    if checkpoint is not None:
-        if checkpoint_every is None:
-            checkpoint_every = 100
-        if (
-            isinstance(checkpoint_every, bool)
-            or not isinstance(checkpoint_every, int | np.integer)
-            or checkpoint_every < 1
-        ):
-            raise FitError(
-                f"`checkpoint_every` must be a positive integer; got "
-                f"{checkpoint_every!r}."
-            )
-    if resume is not None and checkpoint_every is None:
-        raise FitError(
-            "`resume` needs the `checkpoint=` and `checkpoint_every=` of the fit that "
-            "wrote it, so the steps line up exactly."
-        )
+    checkpoint_every = check_checkpointing(checkpoint, checkpoint_every, resume)
     # The clock starts before `prepare`: a method may fit in it (the
     # collocation stage of `"collocation+solve"`).
     start = time.perf_counter()
