@@ -11,6 +11,7 @@ value of `x` and of the extra arguments.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -209,7 +210,7 @@ class _SparsityInterpreter(AbstractInterpreter):
         for i, (var, d) in enumerate(zip(eqn.outvars, outs, strict=True)):
             if d is None or not is_float(var.aval):
                 outs[i] = _UNKNOWN
-            elif d.size != var.aval.size:
+            elif d.size != math.prod(var.aval.shape):  # (`aval.size` is slower)
                 raise SparsityError(
                     f"The sparsity rule of `{eqn.primitive.name}` returned sets "
                     f"for {d.size} elements for an output of shape "

@@ -112,7 +112,7 @@ def _broadcast(d: Deps, shape: tuple[int, ...], out_shape: tuple[int, ...]) -> D
 
 def _broadcast_inputs(ctx: RuleContext) -> list[Deps]:
     deps = ctx.deps
-    size = ctx.eqn.outvars[0].aval.size
+    size = math.prod(ctx.eqn.outvars[0].aval.shape)
     if all(d is None or d.size == size for d in deps):
         return deps  # an input of the output's size has the output's shape
     out = ctx.out_shape(0)
