@@ -141,6 +141,9 @@ def _mlp_cases():
             )
 
 
+# One worker runs these cases (`--dist loadgroup`): it computes each
+# activation's reference derivatives once.
+@pytest.mark.xdist_group("mlp_reference")
 @pytest.mark.parametrize("scheme, activation", list(_mlp_cases()))
 def test_mlp_against_nested_jacfwd(scheme, activation):
     net, x, wants = _mlp_case(activation)
@@ -519,8 +522,11 @@ def test_taylor_coefficients_against_jet(activation, getkey):
     x = jnp.array([0.3, -0.5, 0.8])
     v = jr.normal(getkey(), (3,), jnp.float64)
     order = 4
-    ours = taylor_coefficients(net, x, np.asarray(v)[None], order)
-    value, series = jet.jet(net, (x,), ((v, *[jnp.zeros(3)] * (order - 1)),))
+    # Both compiled: eager Taylor series dispatch every operation on its own.
+    ours = jax.jit(lambda z: taylor_coefficients(net, z, np.asarray(v)[None], order))(x)
+    value, series = jax.jit(
+        lambda z: jet.jet(net, (z,), ((v, *[jnp.zeros(3)] * (order - 1)),))
+    )(x)
     assert_close(ours[0][0], value, 1e-13)
     for k in range(1, order + 1):
         assert_close(ours[k][0] * math.factorial(k), series[k - 1], 1e-11)
