@@ -56,10 +56,10 @@ def test_linear_ode_covariance_is_exact():
     np.testing.assert_allclose(upper - lower, 4 * p[x][1])
 
 
-def test_linear_propagation_of_a_fixed_parameter():
-    # x' = -k x, x(0) = x0: x = x0 e^{-kt}, and to first order
-    # var x = e^{-2kt} σ0² + (x0 t e^{-kt})² σk². `k` is a fixed parameter,
-    # compiled in as a constant: propagate lowers the model again around it.
+@pytest.fixture(scope="module")
+def decay_propagation():
+    """x' = -k x, x(0) = 2 with k = 0.7 ± 0.05 and x(0) = 2 ± 0.1, propagated
+    once (each propagation compiles) for the tests that read it."""
     (x,) = sm.states("x", t)
     k = sp.Symbol("k")
     model = sm.Model(
@@ -72,6 +72,14 @@ def test_linear_propagation_of_a_fixed_parameter():
     p = sm.propagate(
         rhs, {k: (0.7, 0.05), x: (2.0, 0.1)}, saveat=ts, rtol=1e-10, atol=1e-12
     )
+    return SimpleNamespace(p=p, x=x, ts=ts)
+
+
+def test_linear_propagation_of_a_fixed_parameter(decay_propagation):
+    # x' = -k x, x(0) = x0: x = x0 e^{-kt}, and to first order
+    # var x = e^{-2kt} σ0² + (x0 t e^{-kt})² σk². `k` is a fixed parameter,
+    # compiled in as a constant: propagate lowers the model again around it.
+    p, x, ts = decay_propagation.p, decay_propagation.x, decay_propagation.ts
     decay = np.exp(-0.7 * ts)
     expected = np.sqrt((decay * 0.1) ** 2 + (2.0 * ts * decay * 0.05) ** 2)
     np.testing.assert_allclose(p[x][1], expected, rtol=1e-6)
@@ -133,20 +141,12 @@ def test_propagate_expressions_and_functions():
     np.testing.assert_allclose(f.std, p.std)
 
 
-def test_plot_band_returns_a_figure():
+def test_plot_band_returns_a_figure(decay_propagation):
     import matplotlib
 
     matplotlib.use("Agg")
-    (x,) = sm.states("x", t)
-    k = sp.Symbol("k")
-    model = sm.Model(
-        [sp.Eq(x.diff(t), -k * x)],
-        parameters={k: 0.7},
-        conditions=[sp.Eq(x.subs(t, 0), 2.0)],
-    )
-    rhs, _ = sm.lower(model)
-    p = sm.propagate(rhs, {k: (0.7, 0.05)}, saveat=np.linspace(0, 2, 5))
-    fig = sm.plot_band(p, x, sigmas=(1, 2))
+    p = decay_propagation.p
+    fig = sm.plot_band(p, decay_propagation.x, sigmas=(1, 2))
     assert len(fig.axes[0].collections) == 2  # one band per width
     with pytest.raises(UncertaintyError, match="`sigmas` must be positive"):
         sm.plot_band(p, sigmas=(-1,))
@@ -166,7 +166,9 @@ def regression():
     ts = np.linspace(0.0, 2.0, 30)
     ys = 0.5 + 2.0 * ts + 0.1 * rng.standard_normal(ts.size)
     result = sm.fit(model, sm.Data(ts, {x: ys}), steps=0, lbfgs_steps=60)
-    return SimpleNamespace(result=result, ts=ts, ys=ys, x=x, b=b)
+    # Gauss–Newton error bars, computed once for the tests that read them.
+    bars = sm.parameter_uncertainty(result, sm.GaussNewton(refine=3))
+    return SimpleNamespace(result=result, bars=bars, ts=ts, ys=ys, x=x, b=b)
 
 
 def test_gauss_newton_standard_errors_of_a_linear_regression(regression):
@@ -176,7 +178,7 @@ def test_gauss_newton_standard_errors_of_a_linear_regression(regression):
     sigma2 = np.sum((ys - design @ coef) ** 2) / (ts.size - 2)
     textbook = sigma2 * np.linalg.inv(design.T @ design)  # σ² (XᵀX)⁻¹
 
-    bars = sm.parameter_uncertainty(regression.result, sm.GaussNewton(refine=3))
+    bars = regression.bars
     assert bars.labels == ("b", "x(0)")
     np.testing.assert_allclose(bars.estimates, coef[::-1], rtol=1e-8)
     np.testing.assert_allclose(bars.covariance, textbook[::-1, ::-1], rtol=1e-6)
@@ -209,7 +211,7 @@ def test_gauss_newton_standard_errors_of_a_linear_regression(regression):
 
 def test_prediction_band_of_a_fit(regression):
     # x(t) = x0 + b t: var = var x0 + t² var b + 2 t cov(x0, b), exactly.
-    bars = sm.parameter_uncertainty(regression.result, sm.GaussNewton(refine=3))
+    bars = regression.bars
     ts = np.array([0.0, 1.0, 3.0])
     band = bars.predict(ts)
     c = bars.covariance  # order (b, x0)
@@ -225,7 +227,7 @@ def test_bootstrap_agrees_with_gauss_newton_and_is_seeded(regression):
     again = sm.parameter_uncertainty(regression.result, method)
     np.testing.assert_array_equal(boot.samples, again.samples)
     assert boot.samples.shape == (40, 2) and boot.n_failed == 0
-    gn = sm.parameter_uncertainty(regression.result, sm.GaussNewton(refine=3))
+    gn = regression.bars
     b = regression.b
     # 40 replicates estimate a standard error to about 1/sqrt(80) ≈ 11 %.
     assert boot.standard_errors[b] == pytest.approx(gn.standard_errors[b], rel=0.35)
