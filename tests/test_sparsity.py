@@ -719,6 +719,31 @@ def test_star_coloring_random_patterns(ordering, seed, getkey):
         )
 
 
+@pytest.mark.parametrize("seed", range(4, 16))
+def test_star_coloring_against_definition(seed):
+    # Sizes and densities from sparse chains to dense blocks, both orderings:
+    # every path on four vertices has three colours, adjacent vertices differ.
+    rng = np.random.default_rng(seed)
+    n, density = int(rng.integers(5, 40)), float(rng.uniform(0.03, 0.5))
+    pattern = _random_symmetric(seed, n=n, density=density)
+    for ordering in ("largest_first", "natural"):
+        colors = color_star(pattern, ordering=ordering)
+        assert colors.shape == (n,)
+        assert _star_coloring_brute(pattern, colors)
+        assert check_star_coloring(pattern, colors)
+
+
+def test_star_coloring_of_a_grid():
+    # 5-point Laplacian on a 12 x 12 grid: (i + 2 j) mod 5 is even a
+    # distance-2 colouring, so a star colouring needs no more colours than a
+    # column colouring of the same pattern.
+    lap = ssp.diags([1, 1, 1], [-1, 0, 1], shape=(12, 12), dtype=bool)
+    grid = (ssp.kron(lap, ssp.identity(12)) + ssp.kron(ssp.identity(12), lap)) != 0
+    colors = color_star(grid)
+    assert _star_coloring_brute(grid, colors)
+    assert colors.max() <= color_columns(grid).max()
+
+
 def test_star_coloring_of_hessian_patterns():
     for fn, n in [(HESSIAN_CASES["chain"], 6), (_rosenbrock, 40)]:
         pattern = hessian_sparsity(fn, jnp.zeros(n))

@@ -27,6 +27,8 @@ row, a few operations per non-zero.
 from __future__ import annotations
 
 import heapq
+from functools import reduce
+from operator import or_
 
 import numpy as np
 import scipy.sparse as ssp
@@ -261,8 +263,8 @@ def color_rows(pattern, *, ordering: str = "largest_first") -> Int[np.ndarray, "
 
 
 def _symmetric_graph(pattern: ssp.csr_matrix, name: str):
-    """Adjacency lists of the graph of a square pattern, symmetrised, without
-    self-loops, and one id per undirected edge at both of its positions."""
+    """CSR `indptr`, `indices` of the graph of a square pattern, symmetrised
+    and without self-loops."""
     if pattern.shape[0] != pattern.shape[1]:
         raise SparsityError(
             f"`{name}` must be square for a symmetric (star) colouring, got shape "
@@ -272,16 +274,7 @@ def _symmetric_graph(pattern: ssp.csr_matrix, name: str):
     sym.setdiag(False)
     sym.eliminate_zeros()
     sym.sort_indices()
-    coo = sym.tocoo()
-    lo, hi = np.minimum(coo.row, coo.col), np.maximum(coo.row, coo.col)
-    _, edge = np.unique(lo.astype(np.int64) * sym.shape[0] + hi, return_inverse=True)
-    indptr, nbrs = sym.indptr.tolist(), sym.indices.tolist()
-    edge = edge.tolist()
-    adjacency = [
-        list(zip(nbrs[a:b], edge[a:b], strict=True))
-        for a, b in zip(indptr[:-1], indptr[1:], strict=True)
-    ]
-    return adjacency, (max(edge) + 1 if edge else 0), np.diff(sym.indptr)
+    return sym.indptr, sym.indices
 
 
 def color_star(pattern, *, ordering: str = "largest_first") -> Int[np.ndarray, " n"]:
@@ -307,72 +300,62 @@ def color_star(pattern, *, ordering: str = "largest_first") -> Int[np.ndarray, "
     """
     pattern = _as_pattern(pattern, "pattern")
     _check_ordering(ordering, ("largest_first", "natural"))
-    adjacency, n_edges, degree = _symmetric_graph(pattern, "pattern")
-    n = len(adjacency)
+    indptr, indices = _symmetric_graph(pattern, "pattern")
+    n = len(indptr) - 1
+    degree = np.diff(indptr)
     order = (
-        np.argsort(-degree, kind="stable").tolist()
+        np.argsort(-degree, kind="stable")
         if ordering == "largest_first"
-        else range(n)
+        else np.arange(n)
     )
-    colors = [-1] * n
-    forbidden = [-1] * (n + 1)  # forbidden[c] == v: colour c is taken for v
-    treated = [-1] * n
-    # For the vertex being coloured: its first neighbour of each colour.
-    first = [(-1, -1, -1)] * (n + 1)  # (vertex, neighbour, edge)
-    star = [-1] * n_edges  # the star that each edge belongs to
-    hub: list[int] = []  # each star's hub, or -1 while it has one edge
-
-    def forbid_around(v: int, w: int) -> None:
-        for x, _ in adjacency[w]:
-            if colors[x] >= 0:
-                forbidden[colors[x]] = v
-        treated[w] = v
-
-    for v in order:
-        for w, e_vw in adjacency[v]:
-            cw = colors[w]
-            if cw < 0:
-                continue
-            forbidden[cw] = v
-            p, q, _ = first[cw]
-            if p == v:
-                # A second neighbour of colour cw: no colour around q or w may
-                # be reused, else a two-coloured path on four vertices appears.
-                if treated[q] != v:
-                    forbid_around(v, q)
-                forbid_around(v, w)
-            else:
-                first[cw] = (v, w, e_vw)
-                for x, e_wx in adjacency[w]:
-                    if x != v and colors[x] >= 0:
-                        s = star[e_wx]
-                        if s >= 0 and hub[s] == x:
-                            forbidden[colors[x]] = v
-        c = 0
-        while forbidden[c] == v:
-            c += 1
-        colors[v] = c
-        # Put each new edge (v, w) into a star.
-        for w, e_vw in adjacency[v]:
-            cw = colors[w]
-            if cw < 0:
-                continue
-            for x, e_wx in adjacency[w]:
-                if x != v and colors[x] == c:
-                    s = star[e_wx]
-                    hub[s] = w
-                    star[e_vw] = s
-                    break
-            else:
-                p, q, e = first[cw]
-                if p == v and q != w:
-                    s = star[e]
-                    hub[s] = v
-                    star[e_vw] = s
-                else:
-                    hub.append(-1)
-                    star[e_vw] = len(hub) - 1
-    return np.asarray(colors, dtype=np.int64)
+    # Each vertex's neighbours coloured before it: the only ones it looks at.
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    row = np.repeat(np.arange(n), degree)
+    before = rank[indices] < rank[row]
+    earlier_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row[before], minlength=n), out=earlier_ptr[1:])
+    ep, en = earlier_ptr.tolist(), indices[before].tolist()
+    ip, nb = indptr.tolist(), indices.tolist()
+    # Colour sets are Python integers used as bit sets (bit c: colour c).
+    cbit = [0] * n  # 1 << colour, 0 while uncoloured
+    around = [0] * n  # the colours of a coloured vertex's coloured neighbours
+    hubs = [0] * n  # the colours of the neighbours x of w that are the hub of
+    # the two-coloured star holding the edge (w, x)
+    for v in order.tolist():
+        mine = en[ep[v] : ep[v + 1]]
+        bits = list(map(cbit.__getitem__, mine))
+        taken = reduce(or_, bits, 0)
+        # v next to a hub x (through its leaf w) may not take x's colour: the
+        # path v, w, x, other leaf would have two colours.
+        forbidden = taken | reduce(or_, map(hubs.__getitem__, mine), 0)
+        dup = 0
+        if taken.bit_count() < len(bits):
+            # Two neighbours of one colour: v becomes the hub of their star, so
+            # no colour next to them may be reused.
+            seen = 0
+            for bw in bits:
+                dup |= seen & bw
+                seen |= bw
+            for w, bw in zip(mine, bits, strict=True):
+                if bw & dup:
+                    forbidden |= around[w]
+        b = ~forbidden & (forbidden + 1)  # the lowest colour not forbidden
+        around[v] = taken
+        for w in mine:
+            a = around[w]
+            if a & b:
+                # w already has a neighbour x of colour b: the new edge joins
+                # the star of (w, x), whose hub is w.
+                bw = cbit[w]
+                near = nb[ip[w] : ip[w + 1]]
+                hubs[near[list(map(cbit.__getitem__, near)).index(b)]] |= bw
+                hubs[v] |= bw
+            elif cbit[w] & dup:
+                hubs[w] |= b  # v is the hub of the star of w's colour
+            around[w] = a | b
+        cbit[v] = b
+    return np.fromiter((b.bit_length() - 1 for b in cbit), np.int64, n)
 
 
 # ------------------------------------------------------------------ validators
