@@ -353,22 +353,22 @@ class SolveInLoop(AbstractFitMethod):
             check_times(d.t, dtype, DataError, "the data's `t`")
         if self.regularize is not None:
             self.regularize.check(system, self._options, dtype)
-        if init is not None:
-            params = init.params
-        else:
-            # Unknown terms start small, so the first solves follow the known
-            # physics.
-            params = system.init_params(
-                key=jr.PRNGKey(seed), dtype=dtype, final_scale=0.1
-            )
-        # Trainable parameters are optimised in units of their initial
-        # magnitude: Adam moves every variable by about the learning rate per
-        # step, which would push a parameter of size 0.01 (a diffusion
-        # coefficient) through zero within a few steps; in these units a step
-        # is a fraction of it.
+        # Unknown terms start small, so the first solves follow the known
+        # physics.
+        declared = system.init_params(
+            key=jr.PRNGKey(seed), dtype=dtype, final_scale=0.1
+        )
+        params = declared if init is None else init.params
+        # Trainable parameters are optimised in units of their declared
+        # initial magnitude: Adam moves every variable by about the learning
+        # rate per step, which would push a parameter of size 0.01 (a
+        # diffusion coefficient) through zero within a few steps; in these
+        # units a step is a fraction of it. A warm start (`init=`) keeps the
+        # declared units: a previous fit that left a parameter near zero must
+        # not freeze it there.
         units = {
             k: jnp.asarray(float(abs(v)) if float(v) != 0 else 1.0, dtype)
-            for k, v in params.values.items()
+            for k, v in declared.values.items()
         }
         starts = [jnp.asarray(tr.start, dtype) for tr in trajectories]
         if init is not None and len(init.initial_states) == len(trajectories):
