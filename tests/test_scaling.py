@@ -199,6 +199,15 @@ WORKER = textwrap.dedent(
         for k, member in zip((3, 4, 5, 6), ensemble)
     ]
     out["ensemble_losses"] = ensemble.final_losses.tolist()
+    # UDE members (each an adaptive solve's while loop), one program per
+    # device, against independent fits.
+    kwargs = dict(steps=3, lbfgs_steps=0, dtype=jax.numpy.float64)
+    ensemble = sm.fit_ensemble(ode, data, seeds=[1, 2], mesh=mesh(2), **kwargs)
+    out["ensemble_ude"] = [
+        float(np.max(np.abs(flat(member.params) - flat(sm.fit(ode, data, seed=k,
+              **kwargs).params))))
+        for k, member in zip((1, 2), ensemble)
+    ]
 
     def message(call):
         try:
@@ -273,6 +282,7 @@ def test_fit_on_four_devices_equals_fit_on_one(measured):
 def test_ensemble_members_equal_independent_fits(measured):
     assert max(measured["ensemble"]) < 1e-8
     assert np.all(np.isfinite(measured["ensemble_losses"]))
+    assert max(measured["ensemble_ude"]) < 1e-8
 
 
 @pytest.mark.slow

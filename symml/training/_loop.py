@@ -23,7 +23,7 @@ import optax
 
 from .._errors import FitError
 from ._progress import Progress
-from ._shard import Placement, host, to_default_device
+from ._shard import PerDevice, Placement, host, to_default_device
 
 # The most steps one compiled call runs; more per call saves host round trips,
 # fewer reports progress (and can stop) sooner.
@@ -294,12 +294,14 @@ def _make_chunk(
 
 
 def _compile(chunk: Callable, placement):
-    """`chunk` compiled; on a mesh, partitioned by XLA: data-parallel (the
-    parameters replicated, the data split) or, for an ensemble, each device
-    stepping its share of the members (every array split along the member
-    axis, which no step mixes)."""
+    """`chunk` compiled; on a mesh, data-parallel: partitioned by XLA (the
+    parameters replicated, the data split); for an ensemble, one program per
+    device stepping the members it holds (`_shard.PerDevice`: every array
+    split along the member axis, which no step mixes)."""
     if placement is None:
         return eqx.filter_jit(chunk)
+    if placement.members:
+        return PerDevice(eqx.filter_jit(chunk), placement)
 
     def placed(carry, static, n_active):
         carry, losses = chunk(carry, static, n_active)

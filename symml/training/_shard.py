@@ -10,6 +10,11 @@ replicated, with `NamedSharding`, before it calls the compiled chunk; XLA
 partitions the computation and reduces the gradient. Nothing else changes:
 the loss, the optimiser and the loop are those of a fit on one device.
 
+An ensemble's members are split over the devices along their leading axis,
+and each device runs a program of its own on its members
+([`PerDevice`][]): members never interact, so the devices never wait for
+each other.
+
 A lowered system with a grid (a [`DiscretizedModel`][symml.DiscretizedModel],
 whose `decompose(mesh)` splits its states along the grid's first axis) is
 divided the other way: its grid is split over the devices (domain
@@ -24,8 +29,10 @@ part in).
 """
 
 import dataclasses
+import functools
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,6 +214,73 @@ class Placement:
             ),
             carry,
         )
+
+
+class PerDevice:
+    """An ensemble's chunk run as one program per device, each on the
+    members it holds, each device's program called from a thread of its own
+    (so that they run at the same time), and joined back into arrays split
+    along the member axis.
+
+    Members never interact, so nothing needs partitioning; one program
+    partitioned over the devices would instead run each member's adaptive
+    solve in a while loop whose stopping test is shared by all of them, and
+    so synchronise every device at every solver step. (`jax.shard_map`, and
+    `jax.pmap` built on it, would give one program per device too, but
+    equinox's closure-converted loops in diffrax's solves reject the
+    sharding that `shard_map` attaches to their arguments.)
+
+    Each device compiles the program for itself on the first call.
+    """
+
+    def __init__(self, compiled, placement: Placement):
+        self.compiled = compiled
+        self.placement = placement
+        self.devices = [
+            d
+            for d in placement.mesh.devices.flat
+            if d.process_index == jax.process_index()
+        ]
+        self._warm = False
+
+    def __call__(self, carry, static, n_active):
+        dynamic, rest = eqx.partition((carry, static, n_active), eqx.is_array)
+        leaves, treedef = jax.tree.flatten(dynamic)
+        pieces = [_local_shards(a) for a in leaves]
+
+        def run(d):
+            local = jax.tree.unflatten(treedef, [p[d] for p in pieces])
+            return jax.block_until_ready(self.compiled(*eqx.combine(local, rest)))
+
+        if not self._warm:
+            # The first call traces the program once, then compiles it for
+            # each device.
+            outputs = [run(d) for d in self.devices]
+            self._warm = True
+        else:
+            outputs = list(_pool().map(run, self.devices))
+        carry = jax.tree.map(
+            lambda *parts: _join(parts, 0, self.placement.split),
+            *[c for c, _ in outputs],
+        )
+        losses = _join([ls for _, ls in outputs], 1, self.placement._along(1))
+        return carry, losses
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(jax.local_device_count(), "symml-device")
+
+
+def _local_shards(a: jax.Array) -> dict:
+    return {s.device: s.data for s in a.addressable_shards}
+
+
+def _join(parts, axis: int, sharding: NamedSharding) -> jax.Array:
+    """One array split over the mesh from each device's part (no copy)."""
+    shape = list(parts[0].shape)
+    shape[axis] *= sharding.mesh.devices.size
+    return jax.make_array_from_single_device_arrays(tuple(shape), sharding, parts)
 
 
 def check_divisible(problem, mesh: Mesh) -> None:
