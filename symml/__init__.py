@@ -54,6 +54,7 @@ from .discovery import (
     TruncationErrorWarning as TruncationErrorWarning,
     WeakForm as WeakForm,
     discover as discover,
+    inclusion_frequencies as inclusion_frequencies,
     sparse_regression as sparse_regression,
 )
 from .discretization import (

@@ -35,6 +35,7 @@ from ._discover import (
     Discovery as Discovery,
     FitResultLike as FitResultLike,
     discover as discover,
+    inclusion_frequencies as inclusion_frequencies,
 )
 from ._library import (
     AbstractLibrary as AbstractLibrary,

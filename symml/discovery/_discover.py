@@ -452,6 +452,67 @@ def _check_discretization(discretization, model):
     }
 
 
+def inclusion_frequencies(discoveries) -> dict[sp.Expr, dict[sp.Expr, float]]:
+    """How often each term was chosen over several discoveries of the same
+    unknowns (or states): one per member of an ensemble, e.g. a bootstrap
+    ensemble (`fit_ensemble(..., bootstrap=True)`), whose members refit their
+    own resample of the data, so that a term chosen by few members is one
+    the data do not support.
+
+    ```python
+    found = [sm.discover(member) for member in ensemble.succeeded]
+    sm.inclusion_frequencies(found)  # {U_0(x, y): {x*y: 1.0, x: 0.1}, ...}
+    ```
+
+    (A single discovery counts over resamples of its rows instead: see
+    [`Discovery.inclusion_frequencies`][symml.Discovery.inclusion_frequencies].)
+
+    **Arguments:**
+
+    - `discoveries`: [`Discovery`][symml.Discovery] results of the same
+      unknowns or states.
+
+    **Returns:**
+
+    `{key: {term: frequency}}` with the keys of
+    [`terms`][symml.Discovery]; each term chosen by at least one discovery,
+    with the fraction of the discoveries that chose it (in (0, 1]), most
+    frequent first.
+    """
+    found = list(discoveries) if not isinstance(discoveries, Discovery) else None
+    if not found:
+        raise DiscoverError(
+            "`inclusion_frequencies` takes a list of `symml.Discovery` results "
+            f"(e.g. one per ensemble member); got {discoveries!r}."
+        )
+    for d in found:
+        if not isinstance(d, Discovery):
+            raise DiscoverError(
+                "`inclusion_frequencies` takes `symml.Discovery` results, e.g. "
+                "`[symml.discover(r) for r in ensemble.succeeded]`; got "
+                f"{type(d).__name__}."
+            )
+    keys = list(found[0].terms)
+    for d in found[1:]:
+        if set(d.terms) != set(keys):
+            raise DiscoverError(
+                "`inclusion_frequencies` counts discoveries of the same unknowns "
+                f"or states; got {sorted(map(str, keys))} and "
+                f"{sorted(map(str, d.terms))}."
+            )
+    out = {}
+    for key in keys:
+        counts: dict[sp.Expr, int] = {}
+        for d in found:
+            for term in d.terms[key]:
+                counts[term] = counts.get(term, 0) + 1
+        ranked = sorted(
+            counts.items(), key=lambda kv: (-kv[1], sp.default_sort_key(kv[0]))
+        )
+        out[key] = {term: count / len(found) for term, count in ranked}
+    return out
+
+
 def _discover_fit(result, library, selector, max_error, discretization) -> Discovery:
     model = result.model
     if not model.unknowns:
