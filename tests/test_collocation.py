@@ -62,6 +62,7 @@ def test_local_polynomial_between_observations():
 @pytest.mark.parametrize(
     "match", ["integral", pytest.param("derivative", marks=pytest.mark.slow)]
 )
+@pytest.mark.slow
 def test_collocation_recovers_right_hand_side_from_polynomial_data(match):
     """x = 1 + 3t + 2t² gives x' = 4t + 3; y = 2 e^{-t} is not a polynomial,
     but on a fine grid its estimated derivative is close: c = -1."""
@@ -112,6 +113,7 @@ def test_integral_matching_beats_derivatives_on_sparse_data():
     assert errors["integral"] < errors["derivative"] / 3
 
 
+@pytest.mark.slow
 def test_collocation_trains_a_network():
     (x,) = sm.states("x", t)
     U = sm.Unknown("U", inputs=[x], outputs=1, hidden=[8], input_range=((0,), (3,)))

@@ -236,6 +236,7 @@ def _closure_cases():
 
 
 @pytest.mark.parametrize("scheme, closure", list(_closure_cases()))
+@pytest.mark.slow
 def test_weight_gradient_of_pinn_loss(scheme, closure, getkey):
     """The gradient of a Burgers residual loss equals float64 central differences."""
     net = make_network(2, 1, [8, 8], "tanh", key=getkey(), dtype=jnp.float64)
@@ -546,6 +547,7 @@ def test_taylor_coefficients_against_jet(activation, getkey):
         ("exp", 2),
     ],
 )
+@pytest.mark.slow
 def test_taylor_one_direction_weight_derivatives(activation, order, getkey):
     """A pure derivative `∂_x^k u` takes one direction, where Taylor rules carry
     the orders stacked in one array and linearise tanh/logistic/exp through
@@ -573,6 +575,7 @@ def test_taylor_one_direction_weight_derivatives(activation, order, getkey):
         pytest.param("exp", marks=pytest.mark.slow),
     ],
 )
+@pytest.mark.slow
 def test_taylor_collapsed_laplacian_weight_derivatives(activation, getkey):
     """The collapsed Laplacian's own rule for tanh/logistic/exp (a custom JVP
     written with per-point factors) against the trace of `jax.hessian`."""

@@ -205,6 +205,7 @@ def _stencil_cases():
 
 
 @pytest.mark.parametrize("kind, tt", list(_stencil_cases()))
+@pytest.mark.slow
 def test_rhs_matches_hand_written_stencil(kind, tt):
     model, (u, v) = _brusselator_like(kind)
     n = 12

@@ -65,6 +65,7 @@ def test_pinn_taylor_loss_passes_the_network_once_per_point_set():
         "taylor",
     ],
 )
+@pytest.mark.slow
 def test_pinn_loss_gradient_matches_central_differences(scheme):
     problem = _burgers_problem(scheme)
     params = problem.trainable
@@ -135,6 +136,7 @@ def test_relu_with_second_derivative_warns():
         )
 
 
+@pytest.mark.slow
 def test_conditions_dirichlet_neumann_and_periodic():
     # Two independent problems in one model, fitted together (one compiled
     # loss instead of two):
@@ -168,6 +170,7 @@ def test_conditions_dirichlet_neumann_and_periodic():
     assert np.max(np.abs(predicted["v"] - np.cos(2 * np.pi * xs))) < 2e-2
 
 
+@pytest.mark.slow
 def test_adaptive_weights_change_and_resampling_is_seeded():
     u = sm.Field("u", [t, x], hidden=[8])
     model = sm.Model(

@@ -439,6 +439,7 @@ def _architecture_cases():
 
 
 @pytest.mark.parametrize("architecture, scheme", list(_architecture_cases()))
+@pytest.mark.slow
 def test_network_options_derivatives_against_nested_jacfwd(
     architecture, scheme, getkey
 ):
@@ -558,6 +559,7 @@ def test_hard_dirichlet_conditions_hold_exactly():
     assert np.abs(result.predict(t=0.5, x=0.3)["u"] + np.sin(0.3 * np.pi)) > 1e-6
 
 
+@pytest.mark.slow
 def test_hard_periodic_conditions_hold_exactly_and_incompatible_data_stay_soft():
     u = sm.Field("u", [t, x], hidden=[8, 8])
     conditions = [

@@ -207,6 +207,7 @@ def test_fit_of_a_discretised_pde_draws_images():
     ]
 
 
+@pytest.mark.slow
 def test_import_symml_does_not_import_matplotlib():
     code = "import sys, symml; print('matplotlib' in sys.modules)"
     out = subprocess.run(

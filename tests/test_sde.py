@@ -335,6 +335,7 @@ def test_matrix_expressions_lower_without_expansion():
 # -- simulation --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_simulate_is_seeded_and_paths_do_not_depend_on_their_number():
     sde = gbm()
     ts = jnp.linspace(0.0, 1.0, 5)
@@ -395,6 +396,7 @@ def test_euler_maruyama_weak_order_one_on_gbm():
 
 
 @pytest.mark.parametrize("solver", ["heun", "milstein"])
+@pytest.mark.slow
 def test_every_solver_converges_to_the_declared_calculus(solver):
     """Heun converges to the Stratonovich solution; symml converts the Itô
     drift, so its mean is the Itô one, e^{aT}, not e^{(a + b²/2)T}."""
@@ -442,6 +444,7 @@ def test_simulate_errors():
 # -- the Euler likelihood ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_euler_likelihood_is_the_gaussian_increment_likelihood():
     """An Ornstein–Uhlenbeck process dX = -θX dt + s dW with θ trainable: the
     loss is the Gaussian negative log-likelihood of the increments, and its
@@ -530,6 +533,7 @@ def test_discovery_from_an_sde_fit_rebuilds_an_sde():
     assert np.all(np.isfinite(np.asarray(out)))
 
 
+@pytest.mark.slow
 def test_minibatched_likelihood_draws_a_new_batch_every_step():
     (x,) = sm.states("x", t)
     theta = sp.Symbol("theta")

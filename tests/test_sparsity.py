@@ -492,6 +492,7 @@ def test_greedy_coloring_matches_textbook_greedy(compiled, seed, monkeypatch):
 
 
 @pytest.mark.parametrize("conv", [False, True])
+@pytest.mark.slow
 def test_compressed_jacobian_brusselator(conv, getkey):
     n = 8
     rhs = brusselator(n, conv=conv)
@@ -521,6 +522,7 @@ def test_compressed_jacobian_cases(name, getkey):
     np.testing.assert_allclose(jac.todense(), dense, rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_compressed_jacobian_jit_and_grad(getkey):
     n = 4
     rhs = brusselator(n)
@@ -549,6 +551,7 @@ def test_compressed_jacobian_jit_and_grad(getkey):
     )
 
 
+@pytest.mark.slow
 def test_solve_stiff_matches_dense(getkey):
     n = 4
     rhs = brusselator(n)
@@ -574,6 +577,7 @@ def test_solve_stiff_matches_dense(getkey):
     np.testing.assert_allclose(sol.ys, ref.ys, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_sparse_lu_with_lineax(getkey):
     import lineax as lx
 

@@ -83,6 +83,7 @@ def test_logistic_growth_roots_and_stability():
     assert int(relaxed.stats["integration_steps"]) > 0
 
 
+@pytest.mark.slow
 def test_logistic_gradient_is_exact():
     # u* = K, so du*/dK = 1 and du*/dr = 0, whichever method found it.
     f, params = _logistic()
@@ -194,6 +195,7 @@ def test_implicit_gradient_matches_unrolled_newton():
         np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10 * float(jnp.max(abs(b))))
 
 
+@pytest.mark.slow
 def test_implicit_gradient_matches_central_differences():
     ode, params = _reaction_diffusion()
     objective = jax.jit(_objective(ode))
@@ -218,6 +220,7 @@ def test_implicit_gradient_matches_central_differences():
         np.testing.assert_allclose(jnp.dot(g, v), fd, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.slow
 def test_vmapped_experiments_and_jit():
     # Several experiments differing in a known input (here the source A), solved
     # side by side: vmap over params, gradients through all of them.
@@ -367,6 +370,7 @@ def test_auto_linear_solver_switches_to_sparse():
 # -- skip guesses ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_skip_guess_reduces_iterations():
     # The true bistable reaction u - u³: from zero, Newton wanders before the
     # quadratic convergence sets in.
@@ -434,6 +438,7 @@ def _decay_with_source():
     return model, u, k, s
 
 
+@pytest.mark.slow
 def test_fit_recovers_a_parameter_from_equilibria():
     model, u, k, s = _decay_with_source()
     sources = np.array([0.5, 1.0, 2.0, 3.0])
@@ -448,6 +453,7 @@ def test_fit_recovers_a_parameter_from_equilibria():
     assert result.final_loss < 1e-12
 
 
+@pytest.mark.slow
 def test_fit_network_samples_and_skip_guess():
     (u,) = sm.states("u", t)
     s = sp.Symbol("s")

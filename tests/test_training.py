@@ -21,6 +21,7 @@ def _decay_data(k=0.7, x0=2.0, n=21):
     return ts, x0 * np.exp(-k * ts)
 
 
+@pytest.mark.slow
 def test_fit_recovers_a_parameter():
     (x,) = sm.states("x", t)
     k = sp.Symbol("k")
@@ -95,6 +96,7 @@ def small_ude_fits():
     return [sm.fit(model, data, seed=3, steps=60, lbfgs_steps=0) for _ in range(2)]
 
 
+@pytest.mark.slow
 def test_ude_fit_is_reproducible_and_reduces_the_loss(small_ude_fits):
     a, b = small_ude_fits
     np.testing.assert_array_equal(
@@ -104,6 +106,7 @@ def test_ude_fit_is_reproducible_and_reduces_the_loss(small_ude_fits):
     assert a.final_loss < 0.5 * a.history["adam"][0]
 
 
+@pytest.mark.slow
 def test_unknown_samples_and_discovery_interface(small_ude_fits):
     result = small_ude_fits[0]
     samples = result.unknown_samples(n=50)
@@ -116,6 +119,7 @@ def test_unknown_samples_and_discovery_interface(small_ude_fits):
     np.testing.assert_allclose(Y[7], np.asarray(net(jnp.asarray(X[7]))), rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_is_reported_with_the_step_and_last_good_params():
     # x' = k x^2 blows up in finite time once k grows: the solve fails.
     (x,) = sm.states("x", t)
@@ -250,6 +254,7 @@ def test_multiple_shooting_recovers_a_parameter_and_joins_segments():
 @pytest.mark.parametrize(
     "scheme", [pytest.param("forward", marks=pytest.mark.slow), "taylor"]
 )
+@pytest.mark.slow
 def test_penalty_on_a_derivative_of_an_unknown(scheme):
     import equinox as eqx
     import jax
@@ -328,6 +333,7 @@ def test_penalty_errors():
 
 
 @pytest.mark.parametrize("phase", [sm.adam(1), sm.lbfgs(1)])
+@pytest.mark.slow
 def test_optimiser_chunk_compiles_once(phase):
     # Parameters made from Python numbers and `opt.init`'s state are weakly
     # typed, a step's outputs are not: the loop must not compile twice, and

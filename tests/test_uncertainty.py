@@ -171,6 +171,7 @@ def regression():
     return SimpleNamespace(result=result, bars=bars, ts=ts, ys=ys, x=x, b=b)
 
 
+@pytest.mark.slow
 def test_gauss_newton_standard_errors_of_a_linear_regression(regression):
     ts, ys = regression.ts, regression.ys
     design = np.stack([np.ones_like(ts), ts], axis=1)
@@ -209,6 +210,7 @@ def test_gauss_newton_standard_errors_of_a_linear_regression(regression):
     assert json.dumps(bars.to_dict())
 
 
+@pytest.mark.slow
 def test_prediction_band_of_a_fit(regression):
     # x(t) = x0 + b t: var = var x0 + t² var b + 2 t cov(x0, b), exactly.
     bars = regression.bars
@@ -221,6 +223,7 @@ def test_prediction_band_of_a_fit(regression):
         bars.predict(np.array([-1.0, 0.0]))
 
 
+@pytest.mark.slow
 def test_bootstrap_agrees_with_gauss_newton_and_is_seeded(regression):
     method = sm.Bootstrap(n_resamples=40, seed=2, steps=3, batch_size=40)
     boot = sm.parameter_uncertainty(regression.result, method)

@@ -11,6 +11,7 @@ import symml as sm
 t = sp.Symbol("t")
 
 
+@pytest.mark.slow
 def test_warm_start_from_a_near_zero_parameter_still_moves():
     (x,) = sm.states("x", t)
     k = sp.Symbol("k")
