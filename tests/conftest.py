@@ -40,17 +40,30 @@ def _memory_maps() -> int | None:
         return None
 
 
+def _map_limit() -> int:
+    """The kernel's limit on a process's memory maps (Linux; 65530 by
+    default), else that default."""
+    try:
+        with open("/proc/sys/vm/max_map_count", "rb") as limit:
+            return int(limit.read())
+    except (OSError, ValueError):
+        return 65_530
+
+
+_MAP_LIMIT = _map_limit()
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_code():
     # JAX keeps the compiled code of every jitted function it has run (each
     # executable holds about four memory maps); a test worker that runs the
-    # whole suite would otherwise approach the kernel's limit of 65530 maps,
-    # where LLVM fails with "Cannot allocate memory". The compiled code is
-    # released after a module once half the limit is reached (always where
+    # whole suite would otherwise approach the kernel's limit (65530 maps by
+    # default), where LLVM fails with "Cannot allocate memory". The compiled
+    # code is released after a module once half the limit is reached (always where
     # the maps cannot be counted), not after every module: modules share the
     # compiled code of jax.numpy's own functions, and a module's tests split
     # between workers revisit it, so clearing each time recompiles both.
     yield
     maps = _memory_maps()
-    if maps is None or maps > 32_768:
+    if maps is None or maps > _MAP_LIMIT // 2:
         jax.clear_caches()

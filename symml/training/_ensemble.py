@@ -33,7 +33,7 @@ from ._checkpoint import (
     read_arrays,
     read_meta,
 )
-from ._fit import _check_optimisation, _check_seed, _method_for
+from ._fit import _check_optimisation, _check_seed, _method_for, _resolve_phases
 from ._loop import LoopState, Phase, Problem, _loss_dtype, _new_members, optimize
 from ._method import AbstractFitMethod
 from ._progress import Progress
@@ -125,29 +125,6 @@ def _check_seeds(seeds) -> tuple[int, ...]:
             "distinct seeds."
         )
     return out
-
-
-def _phases(method: AbstractFitMethod, phases, steps, learning_rate, lbfgs_steps):
-    _check_optimisation(steps, learning_rate, lbfgs_steps)
-    if phases is None:
-        return method.phases(steps, learning_rate, lbfgs_steps)
-    if steps is not None or learning_rate is not None or lbfgs_steps is not None:
-        raise FitError(
-            "Give either `phases=` or `steps=`/`learning_rate=`/`lbfgs_steps=`, "
-            "not both."
-        )
-    if not isinstance(phases, list | tuple) or not phases:
-        raise FitError(
-            "`phases` must be a non-empty list of phases such as "
-            f"`[symml.adam(1000), symml.lbfgs(500)]`; got {phases!r}."
-        )
-    for i, p in enumerate(phases):
-        if not isinstance(p, Phase):
-            raise FitError(
-                f"`phases` must be a list of `symml.adam(...)`/`symml.lbfgs(...)` "
-                f"phases; item {i} is {type(p).__name__}."
-            )
-    return list(phases)
 
 
 def _stack(trees: list, what: str):
@@ -316,7 +293,8 @@ def fit_ensemble(
         raise FitError(f"`bootstrap` must be True or False; got {bootstrap!r}.")
     seeds = _check_seeds(seeds)
     chosen = _method_for(model, data, method)
-    phases = _phases(chosen, phases, steps, learning_rate, lbfgs_steps)
+    _check_optimisation(steps, learning_rate, lbfgs_steps)
+    phases = _resolve_phases(chosen, phases, steps, learning_rate, lbfgs_steps)
     dtype = check_dtype(dtype, "fit_ensemble", FitError)
     mesh = check_mesh(mesh, "fit_ensemble")
     checkpoint_every = check_checkpointing(

@@ -125,6 +125,32 @@ def _unknown_options(unknown: dict, method: AbstractFitMethod) -> FitError:
     )
 
 
+def _resolve_phases(
+    method: AbstractFitMethod, phases, steps, learning_rate, lbfgs_steps
+) -> list[Phase]:
+    """The phases of a fit: `phases=` as given (checked), or the method's own
+    from `steps`, `learning_rate` and `lbfgs_steps` (checked by the caller)."""
+    if phases is None:
+        return method.phases(steps, learning_rate, lbfgs_steps)
+    if steps is not None or learning_rate is not None or lbfgs_steps is not None:
+        raise FitError(
+            "Give either `phases=` or `steps=`/`learning_rate=`/`lbfgs_steps=`, "
+            "not both."
+        )
+    if not isinstance(phases, list | tuple) or not phases:
+        raise FitError(
+            "`phases` must be a non-empty list of phases such as "
+            f"`[symml.adam(1000), symml.lbfgs(500)]`; got {phases!r}."
+        )
+    for i, p in enumerate(phases):
+        if not isinstance(p, Phase):
+            raise FitError(
+                f"`phases` must be a list of `symml.adam(...)`/`symml.lbfgs(...)` "
+                f"phases; item {i} is {type(p).__name__}."
+            )
+    return list(phases)
+
+
 def _check_optimisation(steps, learning_rate, lbfgs_steps) -> None:
     """`fit`'s own shortcuts for the Adam and L-BFGS phases, checked under
     their own names (the phases would name their `steps`)."""
@@ -267,26 +293,7 @@ def fit(
                 "`init` is a fit of another model; start from a fit of this model "
                 "(the same `Model` object)."
             )
-    if phases is None:
-        phases = chosen.phases(steps, learning_rate, lbfgs_steps)
-    else:
-        if steps is not None or learning_rate is not None or lbfgs_steps is not None:
-            raise FitError(
-                "Give either `phases=` or `steps=`/`learning_rate=`/`lbfgs_steps=`, "
-                "not both."
-            )
-        if not isinstance(phases, list | tuple) or not phases:
-            raise FitError(
-                "`phases` must be a non-empty list of phases such as "
-                f"`[symml.adam(1000), symml.lbfgs(500)]`; got {phases!r}."
-            )
-        phases = list(phases)
-        for i, p in enumerate(phases):
-            if not isinstance(p, Phase):
-                raise FitError(
-                    f"`phases` must be a list of `symml.adam(...)`/`symml.lbfgs(...)`"
-                    f" phases; item {i} is {type(p).__name__}."
-                )
+    phases = _resolve_phases(chosen, phases, steps, learning_rate, lbfgs_steps)
     checkpoint_every = check_checkpointing(checkpoint, checkpoint_every, resume)
     # The clock starts before `prepare`: a method may fit in it (the
     # collocation stage of `"collocation+solve"`).
