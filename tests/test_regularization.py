@@ -41,6 +41,7 @@ def _options(solver="Tsit5", rtol=1e-6, atol=1e-9):
         for s in ["Dopri5", "Bosh3", "Heun", "Euler"]
     ],
 )
+@pytest.mark.slow
 def test_evaluation_count_matches_the_evaluations_made(solver):
     """Count the calls of the field at run time (rejected steps included)."""
     calls = []
@@ -61,6 +62,7 @@ def test_evaluation_count_matches_the_evaluations_made(solver):
         assert int(solution.stats["num_rejected_steps"]) > 0
 
 
+@pytest.mark.slow
 def test_evaluation_count_by_hand():
     """Euler at the data's spacing evaluates once per step; Tsit5 (7 stages,
     the first the same as the last) six times per step, rejected steps
@@ -109,6 +111,7 @@ def test_ode_taylor_coefficients_of_exponential():
         np.testing.assert_allclose(c, z0 / math.factorial(k), rtol=1e-14)
 
 
+@pytest.mark.slow
 def test_ode_taylor_coefficients_match_jet(getkey):
     """A tanh network with an explicit time dependence, against the
     recursion with `jax.experimental.jet` on the autonomous system (t, z)."""
@@ -140,6 +143,7 @@ def test_ode_taylor_coefficients_match_jet(getkey):
         )
 
 
+@pytest.mark.slow
 def test_taylor_regularization_integral_closed_form():
     """x' = -a x: ∫_0^T (d^K x/dt^K)² dt = a^{2K} x0² (1 − e^{−2aT}) / (2a)."""
     x = sm.states("x", t)[0]
@@ -157,6 +161,7 @@ def test_taylor_regularization_integral_closed_form():
 # -- the solver heuristics ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_stiffness_estimate_of_a_linear_decay():
     """y' = λ y: every step's stiffness estimate is |λ|."""
     solution = diffeqsolve(
@@ -255,6 +260,7 @@ def _neural_ode():
         ),
     ],
 )
+@pytest.mark.slow
 def test_fit_with_a_regulariser(regularize):
     model, data = _neural_ode()
     result = sm.fit(
@@ -349,7 +355,8 @@ def test_taylor_regularization_needs_taylor_rules():
 
 
 @pytest.mark.slow
-def test_regularization_benchmark_quick(tmp_path):
+def test_regularization_benchmark_quick(tmp_path, capsys):
+    import importlib.util
     import json
     import subprocess
     import sys
@@ -357,19 +364,74 @@ def test_regularization_benchmark_quick(tmp_path):
 
     script = Path(__file__).parents[1] / "benchmarks" / "regularization.py"
     out = subprocess.run(
-        [sys.executable, str(script), "--quick", "--seed", "1", "--out", str(tmp_path)],
+        [sys.executable, str(script), "--quick", "--seeds", "1", "2"]
+        + ["--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=1200,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
-    for key in [
-        "nfe_ratio_srnode_vs_vanilla",
-        "test_loss_ratio_srnode_vs_vanilla",
-        "train_time_ratio_srnode_vs_vanilla",
-        "train_time_ratio_srnode_vs_taynode",
-    ]:
+    assert summary["seeds"] == summary["seeds_done"] == [1, 2]
+    assert [r["seed"] for r in summary["per_seed"]] == [1, 2]
+
+    # Each seed's ratios from its own rows; the issue's targets.
+    def ratios(rows):
+        srnode, vanilla, taynode = rows["srnode"], rows["vanilla"], rows["taynode"]
+        return {
+            "nfe_ratio_srnode_vs_vanilla": srnode["nfe"] / vanilla["nfe"],
+            "test_loss_ratio_srnode_vs_vanilla": srnode["test_loss"]
+            / vanilla["test_loss"],
+            "train_time_ratio_srnode_vs_vanilla": srnode["train_seconds"]
+            / vanilla["train_seconds"],
+            "train_time_ratio_srnode_vs_taynode": srnode["train_seconds"]
+            / taynode["train_seconds"],
+        }
+
+    targets = {
+        "nfe": ("nfe_ratio_srnode_vs_vanilla", 0.6),
+        "test_loss": ("test_loss_ratio_srnode_vs_vanilla", 1.1),
+        "train_time_vs_vanilla": ("train_time_ratio_srnode_vs_vanilla", 1.3),
+        "train_time_vs_taynode": ("train_time_ratio_srnode_vs_taynode", 0.5),
+    }
+    per_seed = []
+    for record in summary["per_seed"]:
+        assert set(record["rows"]) == {"vanilla", "taynode", "srnode"}
+        assert all(row["nfe"] > 0 for row in record["rows"].values())
+        expected = ratios(record["rows"])
+        for key, value in expected.items():
+            assert record[key] == pytest.approx(value, rel=1e-12)
+        per_seed.append(expected)
+    for key in per_seed[0]:
+        # The median of two values is their mean.
+        mean = (per_seed[0][key] + per_seed[1][key]) / 2
+        assert summary[key] == pytest.approx(mean, rel=1e-12)
         assert summary[key] > 0
-    assert set(summary["rows"]) == {"vanilla", "taynode", "srnode"}
-    assert "SRNODE vs vanilla" in out.stdout
+    for name, (key, bound) in targets.items():
+        count = sum(r[key] <= bound for r in per_seed)
+        assert summary[f"seeds_meeting_{name}_target"] == count
+        assert summary[f"{name}_target"]["at_most"] == bound
+    assert summary["seeds_meeting_all_targets"] == sum(
+        all(r[key] <= bound for key, bound in targets.values()) for r in per_seed
+    )
+    assert summary["load"]["start"] >= 0 and len(summary["load"]["end"]) == 3
+    assert "median" in out.stdout and "SRNODE vs vanilla (medians)" in out.stdout
+
+    # With one seed the keys keep their single-seed meaning: that seed's ratios.
+    spec = importlib.util.spec_from_file_location("regularization_benchmark", script)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    record = summary["per_seed"][1]
+    one = benchmark.summarize([record], [2], 0.0)
+    assert one["seed"] == 2 and one["rows"] == record["rows"]
+    for key, value in per_seed[1].items():
+        assert one[key] == pytest.approx(value, rel=1e-12)
+
+    for argv, message in [
+        (["--seed", "0", "--seeds", "1"], "not allowed with argument --seed"),
+        (["--seeds", "1", "1"], "each seed once"),
+    ]:
+        with pytest.raises(SystemExit) as exit:
+            benchmark.main(["--quick", "--out", str(tmp_path)] + argv)
+        assert exit.value.code == 2
+        assert message in capsys.readouterr().err
