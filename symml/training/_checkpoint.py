@@ -21,6 +21,7 @@ import numpy as np
 
 from .._errors import FitError
 from .._files import write_bytes, write_text
+from ._checks import positive_integer
 from ._loop import LoopState, Phase, Problem, _loss_dtype, _new_carry
 
 FORMAT = 1
@@ -59,15 +60,7 @@ def check_checkpointing(checkpoint, checkpoint_every, resume, what: str = "fit")
     if checkpoint is not None:
         if checkpoint_every is None:
             checkpoint_every = 100
-        if (
-            isinstance(checkpoint_every, bool)
-            or not isinstance(checkpoint_every, int | np.integer)
-            or checkpoint_every < 1
-        ):
-            raise FitError(
-                f"`checkpoint_every` must be a positive integer; got "
-                f"{checkpoint_every!r}."
-            )
+        checkpoint_every = positive_integer(checkpoint_every, "checkpoint_every", what)
     if resume is not None and checkpoint_every is None:
         raise FitError(
             f"`resume` needs the `checkpoint=` and `checkpoint_every=` of the {what} "

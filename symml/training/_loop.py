@@ -22,6 +22,7 @@ import numpy as np
 import optax
 
 from .._errors import FitError
+from ._checks import positive_integer, positive_number
 from ._progress import Progress
 from ._shard import PerDevice, Placement, host, to_default_device
 
@@ -39,18 +40,6 @@ def _check_steps(steps, where: str) -> int:
     if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 0:
         raise FitError(f"`steps` of `{where}` must be an integer >= 0; got {steps!r}.")
     return int(steps)
-
-
-def _check_positive(value, name: str, where: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if isinstance(value, bool) or not np.isfinite(number) or number <= 0:
-        raise FitError(
-            f"`{name}` of `{where}` must be a finite positive number; got {value!r}."
-        )
-    return number
 
 
 @dataclass(frozen=True)
@@ -106,11 +95,11 @@ def adam(steps: int, learning_rate: float = 3e-3, clip: float | None = 10.0) -> 
     - `clip`: the largest global gradient norm (`None`: no clipping).
     """
     steps = _check_steps(steps, "adam")
-    learning_rate = _check_positive(learning_rate, "learning_rate", "adam")
+    learning_rate = positive_number(learning_rate, "learning_rate", "adam")
     opt = optax.adam(learning_rate)
     if clip is not None:
         opt = optax.chain(
-            optax.clip_by_global_norm(_check_positive(clip, "clip", "adam")), opt
+            optax.clip_by_global_norm(positive_number(clip, "clip", "adam")), opt
         )
     return Phase("adam", opt, steps)
 
@@ -126,14 +115,7 @@ def lbfgs(steps: int, memory_size: int = 20, tolerance: float = 1e-10) -> Phase:
       10 steps.
     """
     steps = _check_steps(steps, "lbfgs")
-    if (
-        isinstance(memory_size, bool)
-        or not isinstance(memory_size, int | np.integer)
-        or memory_size < 1
-    ):
-        raise FitError(
-            f"`memory_size` of `lbfgs` must be a positive integer; got {memory_size!r}."
-        )
+    memory_size = positive_integer(memory_size, "memory_size", "lbfgs")
     return Phase(
         "lbfgs",
         optax.lbfgs(memory_size=int(memory_size)),

@@ -3,12 +3,14 @@ into a [`Problem`] for the shared loop."""
 
 import abc
 import dataclasses
-import math
 from typing import Any, ClassVar
 
-import numpy as np
-
 from .._errors import FitError
+from ._checks import (
+    non_negative_number as non_negative_number,
+    positive_integer as positive_integer,
+    positive_number as positive_number,
+)
 from ._loop import Phase, Problem, adam, lbfgs
 
 
@@ -57,40 +59,6 @@ class AbstractFitMethod(abc.ABC):
 
 
 # -- validation helpers used by the methods' __post_init__ ------------------------
-
-
-def positive_number(value, name: str, owner: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
-        raise FitError(
-            f"`{name}` of `{owner}` must be a finite positive number; got {value!r}."
-        )
-    return number
-
-
-def non_negative_number(value, name: str, owner: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if isinstance(value, bool) or not math.isfinite(number) or number < 0:
-        raise FitError(
-            f"`{name}` of `{owner}` must be a finite number >= 0; got {value!r}."
-        )
-    return number
-
-
-def positive_integer(value, name: str, owner: str, *, allow_none=False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise FitError(
-            f"`{name}` of `{owner}` must be a positive integer; got {value!r}."
-        )
-    return int(value)
 
 
 def one_of(value, name: str, owner: str, allowed) -> Any:
