@@ -57,7 +57,11 @@ def _functions(expr) -> set[AppliedUndef]:
     return set(expr.atoms(AppliedUndef))
 
 
-def _check_parameters(parameters) -> dict[sp.Symbol, float | Trainable]:
+def _check_parameters(
+    parameters, *, allow_trainable: bool = True
+) -> dict[sp.Symbol, float | Trainable]:
+    if parameters is None:
+        return {}
     if not isinstance(parameters, Mapping):
         raise ModelError(
             f"`parameters` must be a dict `{{symbol: value}}`; got "
@@ -72,15 +76,25 @@ def _check_parameters(parameters) -> dict[sp.Symbol, float | Trainable]:
             )
         if sym in out:
             raise ModelError(f"Parameter `{sym}` is given twice.")
-        if not isinstance(value, Trainable):
+        if isinstance(value, Trainable):
+            if not allow_trainable:
+                raise ModelError(
+                    f"Parameter `{sym}` is trainable, but this declaration takes "
+                    "known values only; give it a number."
+                )
+        else:
             try:
                 if isinstance(value, bool):
                     raise TypeError
                 value = float(value)
             except (TypeError, ValueError):
                 raise ModelError(
-                    f"Parameter `{sym}` has value {value!r}; expected a real "
-                    "number, or `symml.trainable(initial)` to learn it."
+                    f"Parameter `{sym}` has value {value!r}; expected a real number"
+                    + (
+                        ", or `symml.trainable(initial)` to learn it."
+                        if allow_trainable
+                        else "."
+                    )
                 ) from None
             if not math.isfinite(value):
                 raise ModelError(
@@ -145,7 +159,7 @@ class _Parsed:
         self.conditions = tuple(
             _as_equation(c, i, "Condition") for i, c in enumerate(conditions or ())
         )
-        self.parameters = _check_parameters({} if parameters is None else parameters)
+        self.parameters = _check_parameters(parameters)
         self.domain = _check_domain({} if domain is None else domain)
         self._classify()
         self._check_symbols()

@@ -11,49 +11,12 @@ import sympy as sp
 from sympy.core.function import AppliedUndef
 
 from .._errors import ModelError
-from ._model import Model
-from ._symbols import StateFunction, Trainable
+from ._model import Model, _check_parameters
+from ._symbols import StateFunction
 from ._unknown import UnknownOutput
 
 _NOISE = ("diagonal", "general", "scalar")
 _CALCULUS = ("ito", "stratonovich")
-
-
-def _parameters(parameters: Mapping | None, *, allow_trainable: bool) -> dict:
-    out: dict[sp.Symbol, float | Trainable] = {}
-    for key, value in (parameters or {}).items():
-        sym = sp.Symbol(key) if isinstance(key, str) else key
-        if not isinstance(sym, sp.Symbol):
-            raise ModelError(
-                f"Parameter keys must be sympy Symbols (or names); got {key!r}."
-            )
-        if sym in out:
-            raise ModelError(f"Parameter `{sym}` is given twice.")
-        if isinstance(value, Trainable):
-            if not allow_trainable:
-                raise ModelError(
-                    f"Parameter `{sym}` is trainable, but this declaration takes "
-                    "known values only; give it a number."
-                )
-        else:
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                raise ModelError(
-                    f"Parameter `{sym}` has value {value!r}; expected a real number"
-                    + (
-                        ", or `symml.trainable(initial)` to learn it."
-                        if allow_trainable
-                        else "."
-                    )
-                ) from None
-            if not math.isfinite(value):
-                raise ModelError(
-                    f"Parameter `{sym}` has the non-finite value {value}; give a "
-                    "finite number."
-                )
-        out[sym] = value
-    return out
 
 
 def _scalar_expr(value, what: str) -> sp.Expr:
@@ -167,7 +130,7 @@ class SDE(_Declared):
                 f"`calculus` is {calculus!r}; expected 'ito' or 'stratonovich'."
             )
         self.calculus = calculus
-        self.parameters = _parameters(parameters, allow_trainable=True)
+        self.parameters = _check_parameters(parameters, allow_trainable=True)
         # What the rest of symml reads from a model with states.
         self.fields = ()
         self.conditions = ()
@@ -393,20 +356,6 @@ class SDE(_Declared):
     # -- derived forms ----------------------------------------------------------
 
     @property
-    def trainable_parameters(self) -> dict[sp.Symbol, float]:
-        """`{symbol: initial value}` of the parameters to learn."""
-        return {
-            p: v.initial for p, v in self.parameters.items() if isinstance(v, Trainable)
-        }
-
-    @property
-    def fixed_parameters(self) -> dict[sp.Symbol, float]:
-        """`{symbol: value}` of the known parameters."""
-        return {
-            p: v for p, v in self.parameters.items() if not isinstance(v, Trainable)
-        }
-
-    @property
     def additive(self) -> bool:
         """Whether the noise is additive: the diffusion depends on no state
         (nor on an unknown, whose value may depend on the states)."""
@@ -617,7 +566,7 @@ class ParabolicPDE(_Declared):
                 "gradient of u."
             )
         self.gradient = gradient
-        self.parameters = _parameters(parameters, allow_trainable=False)
+        self.parameters = _check_parameters(parameters, allow_trainable=False)
         clash = {u, t} & set(self.parameters)
         if clash:
             raise ModelError(
