@@ -32,6 +32,7 @@ from ..training._method import (
     positive_number,
     set_field,
 )
+from ..training._ude import system_of
 from ._data import SteadyData
 from ._guess import SkipGuess
 from ._solve import steady_state
@@ -393,15 +394,9 @@ class SteadyFit(AbstractFitMethod):
             ) from None
 
     def prepare(self, target, data, *, seed: int, dtype, init) -> Problem:
-        if isinstance(target, ODEModel):
-            system = CompiledRHS(target, self.derivatives)
-        elif isinstance(target, AbstractSystem):
-            system = target
-        else:
-            raise FitError(
-                f"`SteadyFit` fits ODE models and lowered systems (discretise a PDE "
-                f"model first); got {type(target).__name__}."
-            )
+        system = system_of(
+            target, self.derivatives, "SteadyFit", "discretise a PDE model first"
+        )
         if not isinstance(data, SteadyData):
             raise FitError(
                 f"`SteadyFit` needs `data=symml.SteadyData(...)`; got "

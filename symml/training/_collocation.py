@@ -31,15 +31,16 @@ import numpy as np
 from .._diffrax import SolveOptions, check_times
 from .._errors import DataError, FitError, SymmlWarning
 from ..discretization import DiscretizedModel
-from ..dsl import Data, ODEModel
+from ..dsl import Data
 from ..dsl._data import as_datasets
-from ..lowering import AbstractSystem, CompiledRHS, Params
+from ..lowering import AbstractSystem, Params
 from ._checkpoint import fingerprint
 from ._loop import Problem, optimize
 from ._matching_batch import windowed
 from ._method import AbstractFitMethod, one_of, positive_integer, positive_number
 from ._progress import Progress
 from ._result import UDEResult
+from ._ude import check_observations, system_of
 
 # -- the shared derivative-matching problem ----------------------------------------
 
@@ -91,34 +92,11 @@ def _matching_loss(x: _Trainable, s: _Static):
     return jnp.mean(terms), {name: terms[i] for i, name in enumerate(s.names)}
 
 
-def _system_of(target, derivatives, owner: str) -> AbstractSystem:
-    if isinstance(target, ODEModel):
-        return CompiledRHS(target, derivatives)
-    if isinstance(target, AbstractSystem):
-        return target
-    raise FitError(
-        f"`{owner}` fits ODE models and lowered systems (such as a discretised "
-        f"PDE); got {type(target).__name__}."
-    )
-
-
 def _observed_layout(system: AbstractSystem, data: Data, owner: str) -> np.ndarray:
     """The data as a `(T, n)` array in the system's flat layout; every state
     must be observed."""
+    check_observations(system, data)
     names = system.state_names
-    for name, v in data.values.items():
-        if name not in names:
-            raise DataError(
-                f"The data observe `{name}`, which is not a state of the model; its "
-                f"states are {', '.join(names)}."
-            )
-        shape = system.state_shape(name)
-        if v.shape[1:] != tuple(shape):
-            raise DataError(
-                f"Each observation of `{name}` has shape {v.shape[1:]}; the model's "
-                f"`{name}` has shape {tuple(shape)}. Observe fields on the "
-                "discretisation grid."
-            )
     missing = [n for n in names if n not in data.values]
     if missing:
         raise FitError(
@@ -754,7 +732,9 @@ class Collocation(AbstractFitMethod):
         return at, states, half[:, None] * w[None, :], np.diff(smoothed, axis=0)
 
     def prepare(self, target, data, *, seed: int, dtype, init) -> Problem:
-        system = _system_of(target, self.derivatives, "Collocation")
+        system = system_of(
+            target, self.derivatives, "Collocation", "such as a discretised PDE"
+        )
         if data is None:
             raise FitError(
                 "Collocation fits the model to observations: pass `data=symml.Data("

@@ -16,9 +16,10 @@ from .._errors import DataError, FitError
 from ..dsl import Data
 from ..dsl._data import as_datasets
 from ..lowering import AbstractSystem, Params
-from ._collocation import _observed_layout, _system_of, matching_problem
+from ._collocation import _observed_layout, matching_problem
 from ._loop import Problem
 from ._method import AbstractFitMethod, one_of, positive_integer
+from ._ude import system_of
 
 _FORMULAS = ("bdf", "adams-moulton", "adams-bashforth")
 _MAX_ORDER = 6
@@ -167,7 +168,9 @@ class Multistep(AbstractFitMethod):
         return jnp.asarray(lhs) - rhs
 
     def prepare(self, target, data, *, seed: int, dtype, init) -> Problem:
-        system = _system_of(target, self.derivatives, "Multistep")
+        system = system_of(
+            target, self.derivatives, "Multistep", "such as a discretised PDE"
+        )
         if data is None:
             raise FitError(
                 "Multistep fits the model to observations: pass `data=symml.Data("

@@ -137,7 +137,26 @@ class _Trajectory:
     ys: np.ndarray  # (T, columns)
 
 
-def _layout(system: AbstractSystem, data: Data, initial: dict, fit_initial: bool):
+def system_of(
+    target, derivatives, owner: str, hint: str | None = None
+) -> AbstractSystem:
+    """The lowered system a fit method `owner` trains: an ODE model compiled
+    with `derivatives`, or a system lowered already; `hint` says in the error
+    which lowered systems the method takes."""
+    if isinstance(target, ODEModel):
+        return CompiledRHS(target, derivatives)
+    if isinstance(target, AbstractSystem):
+        return target
+    raise FitError(
+        f"`{owner}` fits ODE models and lowered systems"
+        + (f" ({hint})" if hint else "")
+        + f"; got {type(target).__name__}."
+    )
+
+
+def check_observations(system: AbstractSystem, data: Data) -> None:
+    """Every observed name is a state of `system`, observed with the state's
+    shape."""
     names = system.state_names
     for name, v in data.values.items():
         if name not in names:
@@ -152,6 +171,11 @@ def _layout(system: AbstractSystem, data: Data, initial: dict, fit_initial: bool
                 f"`{name}` has shape {tuple(shape)}. Observe fields on the "
                 "discretisation grid."
             )
+
+
+def _layout(system: AbstractSystem, data: Data, initial: dict, fit_initial: bool):
+    check_observations(system, data)
+    names = system.state_names
     y0 = np.zeros(system.n)
     start = np.zeros(system.n)
     free, observed, owner, columns = [], [], [], []
@@ -329,15 +353,7 @@ class SolveInLoop(AbstractFitMethod):
             )
 
     def prepare(self, target, data, *, seed: int, dtype, init) -> Problem:
-        if isinstance(target, ODEModel):
-            system = CompiledRHS(target, self.derivatives)
-        elif isinstance(target, AbstractSystem):
-            system = target
-        else:
-            raise FitError(
-                f"`SolveInLoop` fits ODE models and lowered systems; got "
-                f"{type(target).__name__}."
-            )
+        system = system_of(target, self.derivatives, "SolveInLoop")
         if data is None:
             raise FitError(
                 "Fitting an ODE system needs observations: pass `data=symml.Data(t, "
