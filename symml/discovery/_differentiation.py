@@ -8,9 +8,11 @@ axis, is deterministic, and leaves its input untouched. pysindy and the
 
 import abc
 import math
+from functools import partial
 
 import numpy as np
 
+from .._checks import integer_at_least
 from .._errors import DiscoverError
 
 
@@ -38,16 +40,7 @@ def _uniform_step(coords: np.ndarray, who: str) -> float:
     return float(steps[0])
 
 
-def _positive_int(value, name, owner, minimum=1) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or (value < minimum)
-    ):
-        raise DiscoverError(
-            f"`{name}` of `{owner}` must be an integer >= {minimum}; got {value!r}."
-        )
-    return int(value)
+_positive_int = partial(integer_at_least, error=DiscoverError)
 
 
 class AbstractDerivative(abc.ABC):

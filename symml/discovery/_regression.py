@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
+from .._checks import real_number
 from .._errors import DiscoverError
 from ._library import AbstractLibrary
 from ._search import single_threaded
@@ -76,11 +77,8 @@ def _least_squares(
 
 
 def check_max_error(value) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
+    number = real_number(value)
+    if not 0 < number < math.inf:
         raise DiscoverError(
             f"`max_error` must be a positive number (a relative error, e.g. 0.1 for "
             f"10 %); got {value!r}."

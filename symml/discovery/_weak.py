@@ -9,20 +9,15 @@ import numpy as np
 import sympy as sp
 from numpy.polynomial import Polynomial
 
+from .._checks import positive_number
 from .._errors import DiscoverError
 from ._differentiation import AbstractDerivative, FiniteDifference, as_derivative
 
 
 def _check_positive(value, name) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
-        raise DiscoverError(
-            f"`{name}` of `WeakForm` must be a positive number; got {value!r}."
-        )
-    return number
+    return positive_number(
+        value, name, "WeakForm", error=DiscoverError, what="a positive number"
+    )
 
 
 class WeakForm:

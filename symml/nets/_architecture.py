@@ -9,16 +9,15 @@ so derivatives of any order propagate through it in one pass.
 """
 
 import abc
-import math
 from dataclasses import dataclass
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from .._checks import positive_integer, positive_number
 from .._errors import ModelError
 from ._activations import Activation, get_activation
 from ._mlp import MLP, glorot_layers, input_scaling
@@ -130,26 +129,6 @@ def _rescale(x, shift, scale, dtype):
 # -- declarations ---------------------------------------------------------------
 
 
-def _positive_int(value, name: str, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ModelError(
-            f"`{name}` of `{owner}` must be a positive integer; got {value!r}."
-        )
-    return int(value)
-
-
-def _positive_float(value, name: str, owner: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if isinstance(value, bool) or not math.isfinite(number) or number <= 0:
-        raise ModelError(
-            f"`{name}` of `{owner}` must be a finite positive number; got {value!r}."
-        )
-    return number
-
-
 @dataclass(frozen=True)
 class FourierFeatures:
     """Random Fourier features as the first layer of a network: the input,
@@ -172,10 +151,11 @@ class FourierFeatures:
     trainable: bool = False
 
     def __post_init__(self):
-        _positive_int(self.features, "features", "FourierFeatures")
-        object.__setattr__(
-            self, "scale", _positive_float(self.scale, "scale", "FourierFeatures")
+        positive_integer(self.features, "features", "FourierFeatures", error=ModelError)
+        scale = positive_number(
+            self.scale, "scale", "FourierFeatures", error=ModelError
         )
+        object.__setattr__(self, "scale", scale)
         if not isinstance(self.trainable, bool):
             raise ModelError(
                 f"`trainable` of `FourierFeatures` must be True or False; got "

@@ -4,11 +4,13 @@ validated and laid out as one vector."""
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import final
 
 import numpy as np
 from jaxtyping import ArrayLike, Float
 
+from .._checks import integer_at_least
 from .._errors import UncertaintyError
 
 # Relative tolerances of the covariance checks: asymmetry and negative
@@ -258,16 +260,7 @@ def parse_inputs(uncertain, resolve, shape_of) -> Inputs:
     )
 
 
-def check_positive_int(value, name: str, owner: str, minimum: int = 1) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | np.integer)
-        or value < minimum
-    ):
-        raise UncertaintyError(
-            f"`{name}` of `{owner}` must be an integer >= {minimum}; got {value!r}."
-        )
-    return int(value)
+check_positive_int = partial(integer_at_least, error=UncertaintyError)
 
 
 def check_choice(value, name: str, owner: str, choices: Sequence[str]) -> str:
