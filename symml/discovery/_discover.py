@@ -647,6 +647,8 @@ def _discover_data(
     )
 
 
+# One BLAS thread for the whole call (see `single_threaded`).
+@single_threaded()
 def discover(
     source: "FitResultLike | Data | list[Data]",
     *,
@@ -722,31 +724,6 @@ def discover(
     A [`Discovery`][symml.Discovery] with the recovered expressions, their
     terms, the Pareto fronts and the recovered model.
     """
-    with single_threaded():
-        return _discover(
-            source,
-            library,
-            selector,
-            model,
-            derivative,
-            grid,
-            boundary,
-            max_error,
-            discretization,
-        )
-
-
-def _discover(
-    source,
-    library,
-    selector,
-    model,
-    derivative,
-    grid,
-    boundary,
-    max_error,
-    discretization,
-):
     selector = check_selector(selector)
     max_error = check_max_error(max_error)
     is_data = isinstance(source, Data) or (
