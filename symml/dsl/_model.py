@@ -105,6 +105,29 @@ def _check_parameters(
     return out
 
 
+def _one_unknown_per_name(found: dict[str, dict]) -> tuple:
+    """The unknowns found in the equations (`{name: {id: Unknown}}`), one per
+    name."""
+    for name, objs in found.items():
+        if len(objs) > 1:
+            raise ModelError(
+                f"Two different `Unknown`s are named {name!r}; give each unknown "
+                "term its own name."
+            )
+    return tuple(next(iter(o.values())) for o in found.values())
+
+
+def _check_distinct(names: list[str], kinds: str) -> None:
+    seen, dup = set(), set()
+    for n in names:
+        (dup if n in seen else seen).add(n)
+    if dup:
+        raise ModelError(
+            f"The name(s) {sorted(dup)} are used for more than one {kinds}; give "
+            "each its own name."
+        )
+
+
 def _check_domain(domain) -> dict[sp.Symbol, tuple[float, float]]:
     if not isinstance(domain, Mapping):
         raise ModelError(
@@ -181,27 +204,14 @@ class _Parsed:
                         "terms with `symml.Unknown`; a known function of time can be "
                         "written as a sympy expression of the independent variable."
                     )
-        for name, objs in unknowns.items():
-            if len(objs) > 1:
-                raise ModelError(
-                    f"Two different `Unknown`s are named {name!r}; give each unknown "
-                    "term its own name."
-                )
-        self.unknowns = tuple(next(iter(o.values())) for o in unknowns.values())
+        self.unknowns = _one_unknown_per_name(unknowns)
         order = self._order()
         self.states = self._canonical(states, "state", order)
         self.fields = self._canonical(fields, "field", order)
         names = [f.func.__name__ for f in (*self.states, *self.fields)]
         names += [u.name for u in self.unknowns]
         names += [str(p) for p in self.parameters]
-        seen, dup = set(), set()
-        for n in names:
-            (dup if n in seen else seen).add(n)
-        if dup:
-            raise ModelError(
-                f"The name(s) {sorted(dup)} are used for more than one state, field, "
-                "unknown or parameter; give each its own name."
-            )
+        _check_distinct(names, "state, field, unknown or parameter")
         if self.states and self.fields:
             raise ModelError(
                 "A model mixes states and fields; use states for method-of-lines or "

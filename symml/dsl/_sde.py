@@ -11,7 +11,7 @@ import sympy as sp
 from sympy.core.function import AppliedUndef
 
 from .._errors import ModelError
-from ._model import Model, _check_parameters
+from ._model import Model, _check_distinct, _check_parameters, _one_unknown_per_name
 from ._symbols import StateFunction
 from ._unknown import UnknownOutput
 
@@ -300,21 +300,10 @@ class SDE(_Declared):
                         "and the diffusion are functions of the states, not of "
                         "their derivatives."
                     )
-        for name, objs in found.items():
-            if len(objs) > 1:
-                raise ModelError(
-                    f"Two different `Unknown`s are named {name!r}; give each "
-                    "unknown term its own name."
-                )
-        self.unknowns = tuple(next(iter(o.values())) for o in found.values())
+        self.unknowns = _one_unknown_per_name(found)
         names = [*self.state_names, *(u.name for u in self.unknowns)]
         names += [str(p) for p in self.parameters]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ModelError(
-                f"The name(s) {dup} are used for more than one state, unknown or "
-                "parameter; give each its own name."
-            )
+        _check_distinct(names, "state, unknown or parameter")
         if t in self.parameters:
             raise ModelError(
                 f"`{t}` is the time variable of the SDE and also given in "
