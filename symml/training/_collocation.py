@@ -112,6 +112,25 @@ def _observed_layout(system: AbstractSystem, data: Data, owner: str) -> np.ndarr
     )
 
 
+def observed_datasets(
+    target, data, derivatives, dtype, owner: str
+) -> tuple[AbstractSystem, list[Data], list[np.ndarray]]:
+    """The system a derivative-matching method `owner` trains, the data sets,
+    and each one's observations in the system's flat layout."""
+    system = system_of(target, derivatives, owner, "such as a discretised PDE")
+    if data is None:
+        raise FitError(
+            f"{owner} fits the model to observations: pass `data=symml.Data("
+            "t, {state: values})` (a list of them for several trajectories)."
+        )
+    datasets = as_datasets(data)
+    observed = []
+    for d in datasets:
+        observed.append(_observed_layout(system, d, owner))
+        check_times(d.t, dtype, DataError, "the data's `t`")
+    return system, datasets, observed
+
+
 def _state_of(system: AbstractSystem) -> tuple[int, ...]:
     state_of = np.zeros(system.n, int)
     for i, name in enumerate(system.state_names):
@@ -732,18 +751,9 @@ class Collocation(AbstractFitMethod):
         return at, states, half[:, None] * w[None, :], np.diff(smoothed, axis=0)
 
     def prepare(self, target, data, *, seed: int, dtype, init) -> Problem:
-        system = system_of(
-            target, self.derivatives, "Collocation", "such as a discretised PDE"
+        system, datasets, _ = observed_datasets(
+            target, data, self.derivatives, dtype, "Collocation"
         )
-        if data is None:
-            raise FitError(
-                "Collocation fits the model to observations: pass `data=symml.Data("
-                "t, {state: values})` (a list of them for several trajectories)."
-            )
-        datasets = as_datasets(data)
-        for d in datasets:
-            _observed_layout(system, d, "Collocation")
-            check_times(d.t, dtype, DataError, "the data's `t`")
         # `smoothed`: the data smoothed in space, where that applies.
         smoothed_data, estimates = self._estimates(datasets, system)
         us, targets, times, weights, starts = [], [], [], [], []

@@ -11,15 +11,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._diffrax import check_times
 from .._errors import DataError, FitError
 from ..dsl import Data
-from ..dsl._data import as_datasets
 from ..lowering import AbstractSystem, Params
-from ._collocation import _observed_layout, matching_problem
+from ._collocation import _observed_layout, matching_problem, observed_datasets
 from ._loop import Problem
 from ._method import AbstractFitMethod, one_of, positive_integer
-from ._ude import system_of
 
 _FORMULAS = ("bdf", "adams-moulton", "adams-bashforth")
 _MAX_ORDER = 6
@@ -168,20 +165,12 @@ class Multistep(AbstractFitMethod):
         return jnp.asarray(lhs) - rhs
 
     def prepare(self, target, data, *, seed: int, dtype, init) -> Problem:
-        system = system_of(
-            target, self.derivatives, "Multistep", "such as a discretised PDE"
+        system, datasets, observed = observed_datasets(
+            target, data, self.derivatives, dtype, "Multistep"
         )
-        if data is None:
-            raise FitError(
-                "Multistep fits the model to observations: pass `data=symml.Data("
-                "t, {state: values})` (a list of them for several trajectories)."
-            )
-        datasets = as_datasets(data)
         alpha, beta = self._coefficients
         us, targets = [], []
-        for d in datasets:
-            y = _observed_layout(system, d, "Multistep")
-            check_times(d.t, dtype, DataError, "the data's `t`")
+        for d, y in zip(datasets, observed, strict=True):
             h = _step(d.t, "Multistep")
             if d.t.size < len(alpha) + 1:
                 raise DataError(
