@@ -71,6 +71,23 @@ class Env:
         }
 
 
+def state_compiler(model, scheme=None, rules=None):
+    """`(time, states, trainable, compiler)` for a right-hand side of the
+    states of `model`: the time variable, one dummy symbol per state (in the
+    order of `model.state_names`), the trainable parameters, and a `Compiler`
+    that takes their values at call time and bakes in the fixed parameters."""
+    time = model.independent
+    states = [sp.Dummy(n) for n in model.state_names]
+    trainable = list(model.trainable_parameters)
+    compiler = Compiler(
+        bound=[time, *states, *trainable],
+        constants=model.fixed_parameters,
+        rules=rules,
+        derivatives=scheme,
+    )
+    return time, states, trainable, compiler
+
+
 class Compiler:
     """Turns sympy expressions into evaluators with a rule table.
 

@@ -9,7 +9,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
 from .._errors import LoweringError
 from ..dsl import Model, ODEModel
-from ._compile import Compiler, Env, compile_exprs
+from ._compile import Env, compile_exprs, state_compiler
 from ._params import Params, check_dtype, check_key
 from ._system import AbstractSystem
 
@@ -43,14 +43,8 @@ class CompiledRHS(AbstractSystem):
             )
         self._model = model
         self.scheme = scheme
-        self._time = model.independent
-        self._states = [sp.Dummy(n) for n in model.state_names]
-        self._trainable = list(model.trainable_parameters)
-        compiler = Compiler(
-            bound=[self._time, *self._states, *self._trainable],
-            constants=model.fixed_parameters,
-            rules=rules,
-            derivatives=scheme,
+        self._time, self._states, self._trainable, compiler = state_compiler(
+            model, scheme, rules
         )
         subs = dict(zip(model.state_vector, self._states, strict=True))
         self._expressions = [e.xreplace(subs) for e in model.rhs]

@@ -11,7 +11,8 @@ from sympy.core.function import AppliedUndef
 
 from .._errors import LoweringError, SDEError
 from ..dsl import SDE, UnknownOutput
-from ..lowering import AbstractSystem, Compiler, Env, Params, compile_exprs
+from ..lowering import AbstractSystem, Env, Params, compile_exprs
+from ..lowering._compile import state_compiler
 
 
 def _stack(values, dtype) -> Array:
@@ -47,14 +48,8 @@ class CompiledSDE(AbstractSystem):
         self.noise = model.noise
         self.scheme = scheme
         self._rules_id = None if rules is None else id(rules)
-        self._time = model.independent
-        self._states = [sp.Dummy(n) for n in model.state_names]
-        self._trainable = list(model.trainable_parameters)
-        compiler = Compiler(
-            bound=[self._time, *self._states, *self._trainable],
-            constants=model.fixed_parameters,
-            rules=rules,
-            derivatives=scheme,
+        self._time, self._states, self._trainable, compiler = state_compiler(
+            model, scheme, rules
         )
         self._subs = dict(zip(model.states, self._states, strict=True))
         self._drift_exprs = {
