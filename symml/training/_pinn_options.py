@@ -1,7 +1,6 @@
 """Training options of physics-informed fits that are objects of their own:
 causal weighting in time and residual-based adaptive sampling."""
 
-import math
 from dataclasses import dataclass
 
 import jax
@@ -11,6 +10,7 @@ import sympy as sp
 from jaxtyping import Array, Float, Int
 
 from .._errors import FitError
+from ._checks import non_negative_number
 from ._method import positive_integer, positive_number
 from ._sampling import SAMPLERS
 
@@ -139,16 +139,8 @@ class RAD:
     base: str = "sobol"
 
     def __post_init__(self):
-        for name in ("k", "c"):
-            value = getattr(self, name)
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                number = math.nan
-            if isinstance(value, bool) or not math.isfinite(number) or number < 0:
-                raise FitError(
-                    f"`{name}` of `RAD` must be a finite number >= 0; got {value!r}."
-                )
+        non_negative_number(self.k, "k", "RAD")
+        non_negative_number(self.c, "c", "RAD")
         if float(self.k) == 0 and float(self.c) == 0:
             raise FitError("`RAD` with `k=0` and `c=0` gives no density; raise `c`.")
         positive_integer(self.candidates, "candidates", "RAD")
