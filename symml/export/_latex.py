@@ -13,6 +13,7 @@ from sympy.printing.latex import LatexPrinter
 from .._errors import ExportError
 from .._files import write_text
 from ..dsl import FieldFunction, Model, StateFunction, Trainable, UnknownOutput
+from ._text import check_digits, significant_figures
 
 # The functions printed by name. sympy dispatches on the class's own name
 # first, so a state called `gamma` would otherwise reach `_print_gamma` (the
@@ -27,12 +28,10 @@ _DEPENDENT_PRINTERS = {
 def _format_float(value: float, digits: int) -> str:
     """`digits` significant figures, trailing zeros kept (`0.900`, `1.30`);
     scientific notation outside 1e-4 <= |value| < 10**digits."""
-    text = f"{value:#.{digits}g}"
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        mantissa = mantissa.rstrip(".")
-        return rf"{mantissa} \cdot 10^{{{int(exponent)}}}"
-    return text.rstrip(".")
+    mantissa, exponent = significant_figures(value, digits)
+    if exponent is None:
+        return mantissa
+    return rf"{mantissa} \cdot 10^{{{exponent}}}"
 
 
 def _decimal_place(value: float) -> int:
@@ -134,13 +133,7 @@ class SymmlLatexPrinter(LatexPrinter):
     """
 
     def __init__(self, *, digits: int | None = 3, **settings: Any):
-        if digits is not None and (
-            isinstance(digits, bool) or not isinstance(digits, int) or digits < 1
-        ):
-            raise ExportError(
-                f"`digits` must be a positive integer (or None for full precision);"
-                f" got {digits!r}."
-            )
+        check_digits(digits)
         super().__init__(settings)
         self._digits = digits
 

@@ -9,6 +9,31 @@ from sympy.printing.str import StrPrinter
 from .._errors import ExportError
 from ..dsl import FieldFunction, StateFunction, UnknownOutput
 
+
+def check_digits(digits) -> None:
+    """`digits` of a printer: a positive integer, or None for sympy's own
+    precision."""
+    if digits is not None and (
+        isinstance(digits, bool) or not isinstance(digits, int) or digits < 1
+    ):
+        raise ExportError(
+            f"`digits` must be a positive integer (or None for full precision);"
+            f" got {digits!r}."
+        )
+
+
+def significant_figures(value: float, digits: int) -> tuple[str, int | None]:
+    """`value` to `digits` significant figures, trailing zeros kept (`0.900`,
+    `1.30`): the mantissa, and the power of ten when Python's `g` format
+    switches to scientific notation (outside 1e-4 <= |value| < 10**digits),
+    else None."""
+    text = f"{value:#.{digits}g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        return mantissa.rstrip("."), int(exponent)
+    return text.rstrip("."), None
+
+
 _SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
@@ -28,13 +53,7 @@ class SymmlStrPrinter(StrPrinter):
     """
 
     def __init__(self, *, digits: int | None = 3):
-        if digits is not None and (
-            isinstance(digits, bool) or not isinstance(digits, int) or digits < 1
-        ):
-            raise ExportError(
-                f"`digits` must be a positive integer (or None for full precision);"
-                f" got {digits!r}."
-            )
+        check_digits(digits)
         super().__init__()
         self._digits = digits
 
@@ -87,11 +106,8 @@ class SymmlStrPrinter(StrPrinter):
         value = float(expr)
         if value == 0:
             return "0"
-        text = f"{value:#.{self._digits}g}"
-        if "e" in text:
-            mantissa, exponent = text.split("e")
-            return f"{mantissa.rstrip('.')}e{int(exponent)}"
-        return text.rstrip(".")
+        mantissa, exponent = significant_figures(value, self._digits)
+        return mantissa if exponent is None else f"{mantissa}e{exponent}"
 
 
 def to_text(obj: sp.Basic, *, digits: int | None = 3) -> str:
