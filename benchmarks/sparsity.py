@@ -12,7 +12,10 @@ call by call, symml and asdex (`pip install symml[bench]`; the rows are
 skipped without it) on the same functions and patterns: Jacobian detection on
 the Brusselator, Hessian detection on the chained Rosenbrock function,
 column / row / star colourings; medians and ratios, also written to
-`DIR/summary.json`.
+`DIR/summary.json`. A last table times building a `symml.Model` (sympy
+validation and the first-order form): a chain of N states with three terms
+each (N = 25 ... 200; the time per equation should not grow with N) and
+random expressions of five states (ms per equation).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse as ssp
 import sympy as sp
+from sympy.core.cache import clear_cache
 
 import symml as sm
 from symml._files import write_text
@@ -138,6 +142,73 @@ def discretize_times(ns, reps: int) -> dict[int, float]:
             discretize(model, {x: n, y: n})
             times.append(time.perf_counter() - t0)
         out[n] = 1e3 * float(np.median(times))
+    return out
+
+
+def _random_expression(rng, symbols, depth: int) -> sp.Expr:
+    """A random expression of `symbols`: sums, products, powers and unary
+    functions to the given depth, with random coefficients."""
+    if depth == 0 or rng.random() < 0.2:
+        if rng.random() < 0.25:
+            return sp.Float(round(float(rng.uniform(-2, 2)), 3))
+        return symbols[rng.integers(len(symbols))]
+    kind = rng.integers(5)
+    a = _random_expression(rng, symbols, depth - 1)
+    if kind == 0:
+        return a + _random_expression(rng, symbols, depth - 1)
+    if kind == 1:
+        return a * _random_expression(rng, symbols, depth - 1)
+    if kind == 2:
+        return a ** int(rng.integers(2, 4))
+    return [sp.sin, sp.exp, sp.tanh][rng.integers(3)](a)
+
+
+def model_times(sizes, reps: int, seed: int) -> dict[str, float]:
+    """Median ms to build a `Model`: a chain of N states, `x_i' = a x_i −
+    b x_i x_{i+1} + c x_{i−1}` (cyclic), for each N in `sizes`; and 20
+    equations (four models of five states) of random expressions."""
+    t = sp.Symbol("t")
+    a, b, c = sp.symbols("a b c")
+    out: dict[str, float] = {}
+
+    def median_ms(build) -> float:
+        times = []
+        for _ in range(reps):
+            # sympy's cache (1000 entries) would serve a small model's repeats
+            # and not a large one's: every build starts from an empty cache.
+            clear_cache()
+            start = time.perf_counter()
+            build()
+            times.append(time.perf_counter() - start)
+        return 1e3 * statistics.median(times)
+
+    # The equations are built once: only `Model(...)` is timed (sympy's own
+    # `Eq` evaluates each equation, which is the user's cost either way).
+    for n in sizes:
+        xs = sm.states(" ".join(f"x{i}" for i in range(n)), t)
+        equations = [
+            sp.Eq(
+                xs[i].diff(t), a * xs[i] - b * xs[i] * xs[(i + 1) % n] + c * xs[i - 1]
+            )
+            for i in range(n)
+        ]
+
+        def chain(equations=equations):
+            return sm.Model(equations, parameters={a: 1.0, b: 0.5, c: 0.2})
+
+        out[f"model_ms_chain_N{n}"] = median_ms(chain)
+        out[f"model_ms_per_equation_chain_N{n}"] = out[f"model_ms_chain_N{n}"] / n
+    rng = np.random.default_rng(seed)
+    xs = sm.states("y0 y1 y2 y3 y4", t)
+    systems = [
+        [sp.Eq(x.diff(t), _random_expression(rng, xs, 4)) for x in xs] for _ in range(4)
+    ]
+
+    def random_models():
+        for equations in systems:
+            sm.Model(equations)
+
+    out["model_ms_per_equation_random5"] = median_ms(random_models) / 20
     return out
 
 
@@ -433,15 +504,32 @@ def main() -> None:
     print("\ndiscretize (sympy -> stencils) time, median ms:")
     print("".join(f"{'N=' + str(k):>12}" for k in times))
     print("".join(f"{v:>12.1f}" for v in times.values()))
+    sizes = (25, 50) if ns.quick else (25, 50, 100, 200)
+    building = model_times(sizes, reps=3 if ns.quick else 7, seed=ns.seed)
+    print("\nbuilding a Model, median ms (per equation in brackets):")
+    print(
+        "".join(f"{'chain N=' + str(n):>18}" for n in sizes)
+        + f"{'random, 5 states':>20}"
+    )
+    print(
+        "".join(
+            f"{building[f'model_ms_chain_N{n}']:>10.1f} "
+            f"({building[f'model_ms_per_equation_chain_N{n}']:.2f})"
+            for n in sizes
+        )
+        + f"{'':>12}({building['model_ms_per_equation_random5']:.2f})"
+    )
     load_before = os.getloadavg()
     speed_rows, summary = speed(ns.quick, ns.seed)
+    summary.update(building)
     print_speed(speed_rows)
     print_split(summary)
     summary["loadavg_before_after"] = [list(load_before), list(os.getloadavg())]
     print(f"load average before/after: {summary['loadavg_before_after']}")
     print(
         "targets: max|f-f_hand| at round-off (|f| ~ 1e5), pattern_equal True, "
-        "discretize time flat in N; detect_ms ≤ 2 at N=32, colors ≤ 12, "
+        "discretize time flat in N; Model building linear in N and under 1 ms per "
+        "plain equation; detect_ms ≤ 2 at N=32, colors ≤ 12, "
         "colouring within asdex's time, Hessian detection linear in n; "
         "jac_speedup ≥ 100 at N=32, "
         "solve_speedup ≥ 5 at N=32 (dense solve skipped at N=64: 8192² LU per step)"
