@@ -63,8 +63,12 @@ def test_sparsity_quick(tmp_path):
         "hessian_detection_s_rosenbrock_16384",
         "coloring_ms_N32",
         "coloring_ms_N64",
+        "model_ms_chain_N25",
+        "model_ms_chain_N50",
+        "model_ms_per_equation_random5",
     ]:
         assert summary[key] > 0
+    assert "building a Model" in stdout
     assert summary["colors_N32"] <= 12
     if summary["asdex"] is not None:
         # The reference rows ran (their patterns were checked equal to ours).
