@@ -20,7 +20,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from .._checks import positive_integer, positive_number
 from .._errors import ModelError
 from ._activations import Activation, get_activation
-from ._mlp import MLP, glorot_layers, input_scaling
+from ._mlp import MLP, glorot_layers, input_scaling, rescale
 
 
 class FourierEmbedding(eqx.Module):
@@ -80,7 +80,7 @@ class GatedMLP(eqx.Module):
         return self.weights[-1].shape[0]
 
     def __call__(self, x: Float[Array, " in"]) -> Float[Array, " out"]:
-        h = _rescale(x, self.in_shift, self.in_scale, self.weights[0].dtype)
+        h = rescale(x, self.in_shift, self.in_scale, self.weights[0].dtype)
         (wu, bu), (wv, bv) = self.encoders
         u = self.activation(wu @ h + bu)
         v = self.activation(wv @ h + bv)
@@ -116,14 +116,8 @@ class EmbeddedNetwork(eqx.Module):
     def __call__(self, x: Float[Array, " in"]) -> Float[Array, " out"]:
         dtype = jax.tree.leaves(self.body)[0].dtype
         return self.body(
-            self.embedding(_rescale(x, self.in_shift, self.in_scale, dtype))
+            self.embedding(rescale(x, self.in_shift, self.in_scale, dtype))
         )
-
-
-def _rescale(x, shift, scale, dtype):
-    if shift is None:
-        return x
-    return (x - jnp.asarray(shift, dtype)) / jnp.asarray(scale, dtype)
 
 
 # -- declarations ---------------------------------------------------------------

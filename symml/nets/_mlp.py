@@ -40,15 +40,17 @@ class MLP(eqx.Module):
         return self.weights[-1].shape[0]
 
     def __call__(self, x: Float[Array, " in"]) -> Float[Array, " out"]:
-        h = x
-        if self.in_shift is not None:
-            dtype = self.weights[0].dtype
-            h = (h - jnp.asarray(self.in_shift, dtype)) / jnp.asarray(
-                self.in_scale, dtype
-            )
+        h = rescale(x, self.in_shift, self.in_scale, self.weights[0].dtype)
         for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
             h = self.activation(w @ h + b)
         return self.weights[-1] @ h + self.biases[-1]
+
+
+def rescale(x, shift, scale, dtype):
+    """`(x - shift) / scale`, or `x` when there is no rescaling."""
+    if shift is None:
+        return x
+    return (x - jnp.asarray(shift, dtype)) / jnp.asarray(scale, dtype)
 
 
 def glorot_layers(
