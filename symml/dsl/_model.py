@@ -128,6 +128,18 @@ def _check_distinct(names: list[str], kinds: str) -> None:
         )
 
 
+def _check_declared(expr, allowed: set, where: str, hint: str = "") -> None:
+    """Every symbol of `expr` is in `allowed`; `where` names `expr` in the
+    error and `hint` ends its advice."""
+    extra = expr.free_symbols - allowed
+    if extra:
+        names = ", ".join(f"`{s}`" for s in sorted(extra, key=str))
+        raise ModelError(
+            f"The symbol(s) {names} in {where} are not declared: give each a value "
+            f"(or `symml.trainable(initial)`) in `parameters=`{hint}."
+        )
+
+
 def _check_domain(domain) -> dict[sp.Symbol, tuple[float, float]]:
     if not isinstance(domain, Mapping):
         raise ModelError(
@@ -287,14 +299,12 @@ class _Parsed:
     def _check_symbols(self):
         allowed = set(self.variables) | set(self.parameters)
         for eq in (*self.equations, *self.conditions):
-            extra = eq.free_symbols - allowed
-            if extra:
-                names = ", ".join(f"`{s}`" for s in sorted(extra, key=str))
-                raise ModelError(
-                    f"The symbol(s) {names} in `{describe(eq)}` are not declared: "
-                    "give each a value (or `symml.trainable(initial)`) in "
-                    "`parameters=`, or make it an independent variable of a state."
-                )
+            _check_declared(
+                eq,
+                allowed,
+                f"`{describe(eq)}`",
+                ", or make it an independent variable of a state",
+            )
         for u in self.unknowns:
             for inp in u.inputs:
                 extra = inp.free_symbols - allowed

@@ -11,7 +11,13 @@ import sympy as sp
 from sympy.core.function import AppliedUndef
 
 from .._errors import ModelError
-from ._model import Model, _check_distinct, _check_parameters, _one_unknown_per_name
+from ._model import (
+    Model,
+    _check_declared,
+    _check_distinct,
+    _check_parameters,
+    _one_unknown_per_name,
+)
 from ._symbols import StateFunction
 from ._unknown import UnknownOutput
 
@@ -320,14 +326,7 @@ class SDE(_Declared):
                 for ij in _indices(self.diffusion)
             ),
         ]:
-            extra = e.free_symbols - allowed
-            if extra:
-                names = ", ".join(f"`{s}`" for s in sorted(extra, key=str))
-                raise ModelError(
-                    f"The symbol(s) {names} in {what} (`{e}`) are not declared: "
-                    "give each a value (or `symml.trainable(initial)`) in "
-                    "`parameters=`."
-                )
+            _check_declared(e, allowed, f"{what} (`{e}`)")
         for u in self.unknowns:
             for inp in u.inputs:
                 bad = [
