@@ -18,11 +18,15 @@ distribution) is plotted to t = 10.
     python examples/lotka_volterra.py            # full run (seeded, ~1-2 min)
     python examples/lotka_volterra.py --quick    # a short smoke run for tests
     python examples/lotka_volterra.py --method collocation+solve
+    python examples/lotka_volterra.py --method collocation
 
 `--method solve` (the default) fits the UDE and the neural ODE with the solve
 in the loss from the start; `--method collocation+solve` first fits them to
 the smoothed data (integral collocation: no solve), then continues with a
-short solve-in-the-loop fit (see docs/pages/faster-training.md).
+short solve-in-the-loop fit; `--method collocation` fits the networks by
+collocation alone, so the only solve in the loop is the refit of the
+recovered coefficients (see docs/pages/faster-training.md). Every way ends
+with the same refit: the coefficients always come from a solve in the loop.
 """
 
 import argparse
@@ -78,12 +82,13 @@ def make_data(seed: int):
 
 # (Adam, L-BFGS) steps of each way of fitting, full run and --quick: the
 # solve in the loss from the start; or a collocation fit (no solve: a step
-# evaluates the network at three points per interval between observations)
-# and then a third of the solve-in-the-loop Adam steps from its result, one
-# optimiser phase per stage (each phase is compiled once, and compiling a step
-# costs more than a thousand of its steps here).
+# evaluates the network at three points per interval between observations),
+# alone or followed by a third of the solve-in-the-loop Adam steps from its
+# result, one optimiser phase per stage (each phase is compiled once, and
+# compiling a step costs more than a thousand of its steps here).
 METHODS = {
     "solve": {"full": (3000, 300), "quick": (200, 0)},
+    "collocation": {"full": (2000, 0), "quick": (200, 0)},
     "collocation+solve": {
         "collocation": {"full": (2000, 0), "quick": (200, 0)},
         "full": (1000, 0),
@@ -96,8 +101,8 @@ def fit_method(name: str, quick: bool):
     """`(method, steps, lbfgs_steps)` for `sm.fit`."""
     mode = "quick" if quick else "full"
     steps, lbfgs_steps = METHODS[name][mode]
-    if name == "solve":
-        return "solve", steps, lbfgs_steps
+    if name in ("solve", "collocation"):
+        return name, steps, lbfgs_steps
     first = METHODS[name]["collocation"][mode]
     method = sm.CollocationThenSolve(
         collocation_steps=first[0], collocation_lbfgs_steps=first[1]

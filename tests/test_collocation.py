@@ -490,3 +490,24 @@ def test_lotka_volterra_example_collocation_quick(tmp_path):
         assert output["terms_exact"] == (
             set(output["terms"]) == set(output["true_terms"])
         )
+
+
+def test_lotka_volterra_example_collocation_only_quick(tmp_path):
+    """The example's `--method collocation`: the networks are fitted by
+    collocation alone (no solve stage), and the refit of the recovered
+    coefficients is the run's only solve in the loop."""
+    from helpers import load_example
+
+    lv = load_example("lotka_volterra")
+    summary = lv.main(
+        ["--quick", "--method", "collocation", "--out", str(tmp_path), "--no-plot"]
+    )
+    assert summary["method"] == "collocation"
+    assert list(summary["losses"]["ude"]) == ["adam"]
+    assert list(summary["losses"]["neural_ode"]) == ["adam"]
+    assert list(summary["losses"]["refit"]) == ["lbfgs"]
+    assert lv.fit_method("collocation", quick=True) == ("collocation", 200, 0)
+    for output in summary["unknowns"].values():
+        assert output["terms_exact"] == (
+            set(output["terms"]) == set(output["true_terms"])
+        )
