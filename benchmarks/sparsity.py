@@ -172,15 +172,9 @@ def model_times(sizes, reps: int, seed: int) -> dict[str, float]:
     out: dict[str, float] = {}
 
     def median_ms(build) -> float:
-        times = []
-        for _ in range(reps):
-            # sympy's cache (1000 entries) would serve a small model's repeats
-            # and not a large one's: every build starts from an empty cache.
-            clear_cache()
-            start = time.perf_counter()
-            build()
-            times.append(time.perf_counter() - start)
-        return 1e3 * statistics.median(times)
+        # sympy's cache (1000 entries) would serve a small model's repeats and
+        # not a large one's: every build starts from an empty cache.
+        return 1e3 * _median_time(build, reps, before=clear_cache)
 
     # The equations are built once: only `Model(...)` is timed (sympy's own
     # `Eq` evaluates each equation, which is the user's cost either way).
@@ -212,9 +206,13 @@ def model_times(sizes, reps: int, seed: int) -> dict[str, float]:
     return out
 
 
-def _median_time(fn, reps: int) -> float:
+def _median_time(fn, reps: int, before=None) -> float:
+    """Median seconds of `fn()` over `reps` calls; `before()`, if given, runs
+    untimed before each."""
     times = []
     for _ in range(reps):
+        if before is not None:
+            before()
         t0 = time.perf_counter()
         jax.block_until_ready(fn())
         times.append(time.perf_counter() - t0)

@@ -36,6 +36,18 @@ def positive_number(
     return number
 
 
+def non_negative_number(
+    value, name: str, owner: str, *, error: type[SymmlError]
+) -> float:
+    """`value` as a float if it is finite and >= 0."""
+    number = real_number(value)
+    if not 0 <= number < math.inf:
+        raise error(
+            f"`{name}` of `{owner}` must be a finite number >= 0; got {value!r}."
+        )
+    return number
+
+
 def positive_integer(value, name: str, owner: str, *, error: type[SymmlError]) -> int:
     """`value` as an int if it is an integer >= 1 (not a boolean)."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:

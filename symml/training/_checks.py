@@ -1,8 +1,6 @@
 """Checks of numeric options shared by the loop, the checkpoints and the fit
 methods: symml's shared checks (`symml/_checks.py`) raising `FitError`."""
 
-import math
-
 from .. import _checks
 from .._errors import FitError
 
@@ -12,12 +10,7 @@ def positive_number(value, name: str, owner: str) -> float:
 
 
 def non_negative_number(value, name: str, owner: str) -> float:
-    number = _checks.real_number(value)
-    if not 0 <= number < math.inf:
-        raise FitError(
-            f"`{name}` of `{owner}` must be a finite number >= 0; got {value!r}."
-        )
-    return number
+    return _checks.non_negative_number(value, name, owner, error=FitError)
 
 
 def positive_integer(value, name: str, owner: str, *, allow_none=False) -> int | None:

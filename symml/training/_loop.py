@@ -118,7 +118,7 @@ def lbfgs(steps: int, memory_size: int = 20, tolerance: float = 1e-10) -> Phase:
     memory_size = positive_integer(memory_size, "memory_size", "lbfgs")
     return Phase(
         "lbfgs",
-        optax.lbfgs(memory_size=int(memory_size)),
+        optax.lbfgs(memory_size=memory_size),
         steps,
         line_search=True,
         tolerance=tolerance,
