@@ -98,7 +98,7 @@ import scipy.sparse as ssp  # noqa: E402
 import sympy as sp  # noqa: E402
 
 import symml as sm  # noqa: E402
-from symml.export import atomic_write  # noqa: E402
+from symml.export import write_text  # noqa: E402
 
 T = 1.0
 NOISE = 0.1
@@ -367,7 +367,7 @@ def main(argv=None) -> dict:
         summary = summarize(per_seed, seeds, load_start)
         summary["wall_time_seconds"] = time.perf_counter() - start
         # After every seed, so an interrupted run keeps the seeds it finished.
-        write_json(args.out / "summary.json", summary)
+        write_text(args.out / "summary.json", json.dumps(summary, indent=2))
         print_table(per_seed[-1])
 
     if len(per_seed) > 1:
@@ -406,11 +406,6 @@ def main(argv=None) -> dict:
     )
     print(f"wall time {summary['wall_time_seconds']:.0f} s; results in {args.out}/")
     return summary
-
-
-def write_json(path: Path, value) -> None:
-    text = json.dumps(value, indent=2)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def print_table(record: dict) -> None:
